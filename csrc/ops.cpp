@@ -1,0 +1,12 @@
+// Schemas of every emrestore operator. Kernels register per device (TORCH_LIBRARY_IMPL in each op
+// family's folder); autograd and fake (meta) kernels are registered from Python.
+#include <torch/library.h>
+
+TORCH_LIBRARY(emrestore, m) {
+  // Adaptive separable convolution: out[b,c,y,x] = sum_ij pad(input)[b,c,y+i,x+j] * v[b,i,y,x] * h[b,j,y,x].
+  m.def("sepconv(Tensor input, Tensor vertical, Tensor horizontal, str padding) -> Tensor");
+  // Gradients wrt (input, vertical, horizontal); those not in output_mask come back empty.
+  m.def(
+      "sepconv_backward(Tensor grad_output, Tensor input, Tensor vertical, Tensor horizontal, "
+      "str padding, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+}

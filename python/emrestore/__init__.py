@@ -1,0 +1,16 @@
+"""emrestore: restoration of serial-section electron microscopy volumes.
+
+The hot paths are custom torch operators (``emrestore.ops``) with C++ CPU and CUDA kernels; each has a
+pure-PyTorch reference (``emrestore.reference``) used as fallback, test oracle and benchmark baseline.
+"""
+
+from importlib.metadata import PackageNotFoundError, version as _version
+
+try:
+    __version__ = _version("emrestore")
+except PackageNotFoundError:  # running from a source tree without installation
+    __version__ = "0+unknown"
+
+from . import ops  # noqa: E402  (loads the compiled operators, or selects the fallback)
+
+__all__ = ["ops", "__version__"]
