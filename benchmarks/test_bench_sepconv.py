@@ -29,6 +29,11 @@ def inputs(case, grad=False):
     return [t.requires_grad_(grad) for t in (x, v, hz)], 2 * k * k * b * c * h * w
 
 
+def record_gflops(benchmark, key, flops):
+    if benchmark.stats:  # None when run untimed (--benchmark-disable)
+        benchmark.extra_info[key] = round(flops / benchmark.stats.stats.median / 1e9, 2)
+
+
 def skip_unavailable(impl):
     if impl == "extension" and not _extension.available:
         pytest.skip(f"compiled extension not loaded: {_extension.fallback_reason}")
@@ -42,7 +47,7 @@ def test_forward(benchmark, case, impl):
     fn = IMPLS[impl]
     with torch.no_grad():
         benchmark.pedantic(fn, args=args, rounds=5 if impl == "extension" else 3, warmup_rounds=1)
-    benchmark.extra_info["gflops"] = flops / benchmark.stats.stats.median / 1e9
+    record_gflops(benchmark, "gflops", flops)
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -57,4 +62,4 @@ def test_forward_backward(benchmark, case, impl):
         torch.autograd.grad(out, args, torch.ones_like(out))
 
     benchmark.pedantic(step, rounds=5 if impl == "extension" else 3, warmup_rounds=1)
-    benchmark.extra_info["gflops_forward_equiv"] = flops / benchmark.stats.stats.median / 1e9
+    record_gflops(benchmark, "gflops_forward_equiv", flops)

@@ -40,18 +40,70 @@ def _padded(input, vertical, padding):
 
 def sepconv_loop(input, vertical, horizontal, padding: str = "replicate") -> torch.Tensor:
     """Loop of shifted multiply-adds over the K*K taps: each step touches one image-sized plane, so it
-    stays in cache; the fastest pure-PyTorch formulation (the benchmark baseline)."""
-    x, k, h, w = _padded(input, vertical, padding)
+    stays in cache. The fastest pure-PyTorch formulation, with a backward of the same kind (autograd
+    through K*K small ops would be many times slower): the fallback and the benchmark baseline."""
+    _, k, h, w = _padded(input[:0], vertical, padding)
+    if not torch.is_grad_enabled() or not any(
+        t.requires_grad for t in (input, vertical, horizontal)
+    ):
+        return _loop_forward(pad_input(input, k, padding), vertical, horizontal)
+    return _SepconvLoop.apply(input, vertical, horizontal, padding)
+
+
+def _loop_forward(xp, vertical, horizontal):
+    k, h, w = vertical.shape[1:]
     out = None
     for i in range(k):
-        rows = x[:, :, i : i + h, :]
-        t = None
-        for j in range(k):
-            term = rows[:, :, :, j : j + w] * horizontal[:, j : j + 1]
-            t = term if t is None else t + term
-        term = t * vertical[:, i : i + 1]
+        term = _row_dot(xp, i, horizontal) * vertical[:, i : i + 1]
         out = term if out is None else out + term
     return out
+
+
+def _row_dot(xp, i, horizontal):
+    """sum_j xp[:, :, i + y, j + x] * horizontal[:, j, y, x]: window row i against the h kernels."""
+    k, h, w = horizontal.shape[1:]
+    rows = xp[:, :, i : i + h, :]
+    t = None
+    for j in range(k):
+        term = rows[:, :, :, j : j + w] * horizontal[:, j : j + 1]
+        t = term if t is None else t + term
+    return t
+
+
+class _SepconvLoop(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, input, vertical, horizontal, padding):
+        k = vertical.shape[1]
+        xp = pad_input(input, k, padding)
+        ctx.save_for_backward(input, vertical, horizontal)
+        ctx.padding = padding
+        return _loop_forward(xp, vertical, horizontal)
+
+    @staticmethod
+    def backward(ctx, grad):
+        input, vertical, horizontal = ctx.saved_tensors
+        k, h, w = vertical.shape[1:]
+        xp = pad_input(input, k, ctx.padding)
+        need_x, need_v, need_h = ctx.needs_input_grad[:3]
+        gxp = torch.zeros_like(xp) if need_x else None
+        gv = torch.zeros_like(vertical) if need_v else None
+        gh = torch.zeros_like(horizontal) if need_h else None
+        for i in range(k):
+            rows = xp[:, :, i : i + h, :]
+            if need_v:
+                gv[:, i] = (grad * _row_dot(xp, i, horizontal)).sum(1)
+            gvi = grad * vertical[:, i : i + 1]
+            for j in range(k):
+                if need_h:
+                    gh[:, j] += (gvi * rows[:, :, :, j : j + w]).sum(1)
+                if need_x:
+                    gxp[:, :, i : i + h, j : j + w] += gvi * horizontal[:, j : j + 1]
+        gx = None
+        if need_x:
+            with torch.enable_grad():
+                x = input.detach().requires_grad_()
+                (gx,) = torch.autograd.grad(pad_input(x, k, ctx.padding), x, gxp)
+        return gx, gv, gh, None
 
 
 def sepconv_unfold(input, vertical, horizontal, padding: str = "replicate") -> torch.Tensor:
