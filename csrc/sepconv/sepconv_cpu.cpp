@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "common/simd.h"
@@ -35,6 +36,15 @@ void pack_taps(const T* w, int64_t ks, int K, int64_t nblocks, T* dst) {
   for (int k = 0; k < K; ++k)
     for (int64_t blk = 0; blk < nblocks; ++blk)
       std::copy(w + k * ks + blk * XB, w + k * ks + (blk + 1) * XB, dst + (blk * K + k) * XB);
+}
+
+// Inverse of pack_taps: writes a packed row back to [K, ...] with tap stride ks, row by row.
+template <typename T>
+void unpack_taps(const T* src, int K, int64_t nblocks, T* w, int64_t ks) {
+  constexpr int XB = block_width<T>();
+  for (int k = 0; k < K; ++k)
+    for (int64_t blk = 0; blk < nblocks; ++blk)
+      std::copy(src + (blk * K + k) * XB, src + (blk * K + k + 1) * XB, w + k * ks + blk * XB);
 }
 
 // NR dot products over K taps for a block of pixels, sharing each weight load:
@@ -69,6 +79,36 @@ inline void weigh(vec_t<T> (&acc)[kVecs], const vec_t<T> (&t)[kRows][kVecs], con
   for (int r = 0; r < NR; ++r)
 #pragma GCC unroll 4
     for (int u = 0; u < kVecs; ++u) acc[u] += load(w + r * ks + u * N) * t[r][u];
+}
+
+// dst[r * dstride + x] += scale[x] * t[r][x] (scale = 1 when null) for the NR dots() results.
+// The results stay in registers: callers never hold them across other work.
+template <int NR, typename T>
+inline void dots_accumulate(T* dst, int64_t dstride, const T* scale, const T* in, int64_t ostride,
+                            int64_t istride, const T* w, int64_t ks, int K) {
+  constexpr int N = simd::Vec<T>::lanes;
+  vec_t<T> t[kRows][kVecs];
+  dots<NR>(t, in, ostride, istride, w, ks, K);
+#pragma GCC unroll 4
+  for (int r = 0; r < NR; ++r)
+#pragma GCC unroll 4
+    for (int u = 0; u < kVecs; ++u) {
+      T* d = dst + r * dstride + u * N;
+      store(d, scale ? load(d) + load(scale + u * N) * t[r][u] : load(d) + t[r][u]);
+    }
+}
+
+// All K rows of dots() in blocks of kRows, accumulated as by dots_accumulate with dst row k at
+// dst + k * dstride and dots() input k at in + k * step.
+template <typename T>
+inline void dots_accumulate_all(T* dst, int64_t dstride, const T* scale, const T* in, int64_t step,
+                                int64_t ostride, int64_t istride, const T* w, int64_t ks, int count,
+                                int K) {
+  int k = 0;
+  for (; k + kRows <= count; k += kRows)
+    dots_accumulate<kRows>(dst + k * dstride, dstride, scale, in + k * step, ostride, istride, w, ks, K);
+  for (; k < count; ++k)
+    dots_accumulate<1>(dst + k * dstride, dstride, scale, in + k * step, ostride, istride, w, ks, K);
 }
 
 template <typename T>
@@ -121,14 +161,19 @@ void forward_kernel(const T* in, const T* v, const T* h, T* out, const SepconvGe
   });
 }
 
-// Gradient of the padded input, one padded row r per task step. With G_i = g * v_i on output row
-// y = r - i and both G_i and h_j zero-extended by K - 1 columns on each side, every tap of a block
-// reads in bounds: gpad[r, s] = sum_i sum_j G_i[s - j] * h_j[y, s - j].
+// Gradient of the padded input. Output row y, through tap row i, reaches padded row y + i:
+//   gpad[y + i, s] += Q_i(y)[s],  Q_i(y)[s] = sum_j G_i[s - j] * h_j(y, s - j),  G_i = g(y) * v_i(y),
+// with G_i and h_j zero-extended by K - 1 columns on each side so that every tap reads in bounds.
+// A task owns a range of padded rows and visits every output row that reaches it, so the
+// accumulation needs no atomics, and the dot products share each h load across kRows values of i.
 template <typename T>
 void input_grad_kernel(const T* grad, const T* v, const T* h, T* gpad, const SepconvGeometry& g) {
-  const int64_t H = g.H, W = g.W, K = g.K, C = g.C;
-  const int64_t Hp = H + K - 1, Wp = W + K - 1, ks = H * W, Wz = W + 2 * (K - 1);
-  // h zero-extended along x, taps of one row adjacent: [B, H, K, Wz].
+  const int64_t H = g.H, W = g.W, C = g.C, Hp = H + g.K - 1, Wp = W + g.K - 1, ks = H * W;
+  const int K = int(g.K);
+  const int64_t Wz = W + 2 * (K - 1);
+  constexpr int N = simd::Vec<T>::lanes, XB = block_width<T>();
+  const int64_t nblocks = Wp / XB;
+  // h zero-extended along x, the taps of one row adjacent: [B, H, K, Wz].
   std::vector<T> hz(size_t(g.B * H * K * Wz), T(0));
   at::parallel_for(0, g.B * H, 16, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
@@ -139,37 +184,34 @@ void input_grad_kernel(const T* grad, const T* v, const T* h, T* gpad, const Sep
     }
   });
   at::parallel_for(0, g.B * C * Hp, grain_rows(K * K * Wp), [&](int64_t begin, int64_t end) {
-    std::vector<T> gz(size_t(K * Wz), T(0));  // G_i rows for the current padded row
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t plane = row / Hp, r = row % Hp, b = plane / C;
+    std::vector<T> gz(size_t(K * Wz), T(0));  // G_i rows of the current output row, zero-extended
+    for (int64_t plane = begin / Hp; plane * Hp < end; ++plane) {
+      const int64_t r0 = std::max<int64_t>(begin - plane * Hp, 0);
+      const int64_t r1 = std::min<int64_t>(end - plane * Hp, Hp);
+      const int64_t b = plane / C;
       const T* gplane = grad + plane * ks;
       const T* vb = v + b * K * ks;
-      const T* hb = h + b * K * ks;
-      const int i_lo = int(std::max<int64_t>(0, r - (H - 1))), i_hi = int(std::min<int64_t>(K - 1, r));
-      for (int i = i_lo; i <= i_hi; ++i) {
-        const int64_t y = r - i;
-        T* gi = gz.data() + i * Wz + (K - 1);
-#pragma omp simd
-        for (int64_t x = 0; x < W; ++x) gi[x] = gplane[y * W + x] * vb[i * ks + y * W + x];
-      }
-      T* dst = gpad + row * Wp;
-      constexpr int N = simd::Vec<T>::lanes, XB = 2 * block_width<T>();
-      int64_t s = 0;
-      for (; s + XB <= Wp; s += XB) {
-        vec_t<T> acc[2 * kVecs] = {};  // independent accumulators hide the FMA latency
+      T* gp = gpad + plane * Hp * Wp;
+      for (int64_t y = std::max<int64_t>(0, r0 - K + 1); y < std::min<int64_t>(H, r1); ++y) {
+        const int i_lo = int(std::max<int64_t>(0, r0 - y));
+        const int i_hi = int(std::min<int64_t>(K - 1, r1 - 1 - y));
         for (int i = i_lo; i <= i_hi; ++i) {
-          const T* gi = gz.data() + i * Wz + (K - 1) + s;
-          const T* hy = hz.data() + (b * H + (r - i)) * K * Wz + (K - 1) + s;
-          for (int j = 0; j < K; ++j) {
-            const T* gs = gi - j;
-            const T* hs = hy + j * Wz - j;
-#pragma GCC unroll 8
-            for (int u = 0; u < 2 * kVecs; ++u) acc[u] += load(gs + u * N) * load(hs + u * N);
-          }
+          T* gi = gz.data() + i * Wz + (K - 1);
+          const T* vi = vb + i * ks + y * W;
+          for (int64_t x = 0; x < W; ++x) gi[x] = gplane[y * W + x] * vi[x];
         }
-        for (int u = 0; u < 2 * kVecs; ++u) store(dst + s + u * N, acc[u]);
+        const T* hy = hz.data() + (b * H + y) * K * Wz + (K - 1);
+        // Q_i over taps j: in = G_i (rows Wz apart, tap step -1), weights h_j (tap step Wz - 1).
+        for (int64_t blk = 0; blk < nblocks; ++blk) {
+          const int64_t s = blk * XB;
+          dots_accumulate_all(gp + (y + i_lo) * Wp + s, Wp, static_cast<const T*>(nullptr),
+                              gz.data() + i_lo * Wz + (K - 1) + s, Wz, Wz, -1, hy + s, Wz - 1,
+                              i_hi - i_lo + 1, K);
+        }
       }
-      for (; s < Wp; ++s) dst[s] = sepconv_input_grad_pixel<T>(gplane, vb, hb, r, s, H, W, int(K));
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t s = nblocks * XB; s < Wp; ++s)
+          gp[r * Wp + s] = sepconv_input_grad_pixel<T>(gplane, vb, h + b * K * ks, r, s, H, W, K);
     }
   });
 }
@@ -182,62 +224,36 @@ void weight_grad_kernel(const T* in, const T* grad, const T* v, const T* h, T* d
                         const SepconvGeometry& g) {
   const int64_t H = g.H, W = g.W, C = g.C, Hp = H + g.K - 1, Wp = W + g.K - 1, ks = H * W;
   const int K = int(g.K);
-  constexpr int N = simd::Vec<T>::lanes, XB = block_width<T>();
+  constexpr int XB = block_width<T>();
   at::parallel_for(0, g.B * H, grain_rows(2 * C * K * K * W), [&](int64_t begin, int64_t end) {
     const int64_t nblocks = W / XB;
-    std::vector<T> scratch(size_t(2 * K * XB + 2 * nblocks * K * XB));
-    T* adv = scratch.data();  // [K][XB] dv accumulators of the current block
-    T* adh = adv + K * XB;    // [K][XB] dh accumulators
-    T* vp = adh + K * XB;     // packed taps of the row (see pack_taps)
+    // Packed rows (see pack_taps) of v and h, and of the dv and dh accumulators.
+    std::vector<T> scratch(size_t(4 * nblocks * K * XB));
+    T* vp = scratch.data();
     T* hp = vp + nblocks * K * XB;
-    vec_t<T> t[kRows][kVecs];
-    // acc[k + r] += g * t[r] for the NR results of one dots() pass.
-    auto accumulate = [&](T* acc, int k0, int nr, const T* gc) {
-      for (int r = 0; r < nr; ++r)
-        for (int u = 0; u < kVecs; ++u) {
-          T* a = acc + (k0 + r) * XB + u * N;
-          store(a, load(a) + load(gc + u * N) * t[r][u]);
-        }
-    };
+    T* dvp = hp + nblocks * K * XB;
+    T* dhp = dvp + nblocks * K * XB;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, y = row % H, off = b * K * ks + y * W;
       pack_taps(v + off, ks, K, nblocks, vp);
       pack_taps(h + off, ks, K, nblocks, hp);
+      std::fill(dvp, dvp + 2 * nblocks * K * XB, T(0));
       int64_t x0 = 0;
       for (; x0 + XB <= W; x0 += XB) {
-        std::fill(adv, adv + 2 * K * XB, T(0));
         const T* vb = vp + (x0 / XB) * K * XB;
         const T* hb = hp + (x0 / XB) * K * XB;
+        T* adv = dvp + (x0 / XB) * K * XB;
+        T* adh = dhp + (x0 / XB) * K * XB;
         for (int64_t c = 0; c < C; ++c) {
           const T* src = in + ((b * C + c) * Hp + y) * Wp + x0;
           const T* gc = grad + ((b * C + c) * H + y) * W + x0;
-          int k = 0;
-          if (dv) {
-            for (; k + kRows <= K; k += kRows) {
-              dots<kRows>(t, src + k * Wp, Wp, 1, hb, XB, K);
-              accumulate(adv, k, kRows, gc);
-            }
-            for (; k < K; ++k) {
-              dots<1>(t, src + k * Wp, Wp, 1, hb, XB, K);
-              accumulate(adv, k, 1, gc);
-            }
-          }
-          if (dh) {
-            for (k = 0; k + kRows <= K; k += kRows) {
-              dots<kRows>(t, src + k, 1, Wp, vb, XB, K);
-              accumulate(adh, k, kRows, gc);
-            }
-            for (; k < K; ++k) {
-              dots<1>(t, src + k, 1, Wp, vb, XB, K);
-              accumulate(adh, k, 1, gc);
-            }
-          }
-        }
-        for (int k = 0; k < K; ++k) {
-          if (dv) std::copy(adv + k * XB, adv + (k + 1) * XB, dv + off + k * ks + x0);
-          if (dh) std::copy(adh + k * XB, adh + (k + 1) * XB, dh + off + k * ks + x0);
+          // dv: window rows (step Wp) against h; dh: window columns (step 1) against v.
+          if (dv) dots_accumulate_all(adv, XB, gc, src, Wp, Wp, 1, hb, XB, K, K);
+          if (dh) dots_accumulate_all(adh, XB, gc, src, 1, 1, Wp, vb, XB, K, K);
         }
       }
+      if (dv) unpack_taps(dvp, K, nblocks, dv + off, ks);
+      if (dh) unpack_taps(dhp, K, nblocks, dh + off, ks);
       for (int64_t x = x0; x < W; ++x) {
         const T* vb = v + off + x;
         const T* hb = h + off + x;
@@ -296,7 +312,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sepconv_backward_cpu(
     grad_input = unpad_image_backward(gpad, g.H, g.W, g.lo, g.mode);
   }
   if (output_mask[1] || output_mask[2]) {
-    at::Tensor dv = at::zeros_like(v), dh = at::zeros_like(h);
+    // Every element is written (C >= 1, so an empty grad_output means empty kernels).
+    at::Tensor dv = at::empty_like(v), dh = at::empty_like(h);
     if (go.numel() > 0) {
       const at::Tensor in = pad_image(input, g.lo, g.hi, g.mode);
       AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "sepconv_weight_grad_cpu", [&] {
