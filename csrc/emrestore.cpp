@@ -11,6 +11,7 @@ py::dict build_info() {
   py::dict info;
   info["version"] = EMRESTORE_VERSION;
   info["torch_version"] = EMRESTORE_TORCH_VERSION;
+  info["cuda_requested"] = EMRESTORE_CUDA_MODE;  // EMRESTORE_CUDA at build time: auto, on or off
 #ifdef EMRESTORE_WITH_CUDA
   info["cuda"] = true;
   info["cuda_version"] = EMRESTORE_CUDA_VERSION;

@@ -61,6 +61,8 @@ def test_cuda_kernels_compiled_when_toolkit_present():
     # EMRESTORE_CUDA=auto must not silently drop the CUDA kernels where they can be built.
     info = ops.build_info()
     assert info["backend"] == "extension", info["fallback_reason"]
+    if info["cuda_requested"] == "off":
+        pytest.skip("built with EMRESTORE_CUDA=off")
     assert info["cuda"], "torch is a CUDA build and nvcc is on PATH, yet no CUDA kernels were built"
     assert info["cuda_archs"]
 

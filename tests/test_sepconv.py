@@ -188,7 +188,8 @@ def test_opcheck(padding):
 
 
 @needs_extension
-def test_torch_compile_fullgraph():
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
+def test_torch_compile_fullgraph(backend):
     class Interp(torch.nn.Module):
         def __init__(self, k):
             super().__init__()
@@ -201,7 +202,7 @@ def test_torch_compile_fullgraph():
     torch._dynamo.reset()
     model = Interp(5)
     a, b = torch.randn(2, 1, 1, 16, 16).unbind(0)
-    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    compiled = torch.compile(model, fullgraph=True, backend=backend)
     torch.testing.assert_close(compiled(a, b), model(a, b), rtol=1e-5, atol=1e-5)
     compiled(a, b).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())

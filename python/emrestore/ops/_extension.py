@@ -54,6 +54,7 @@ def build_info() -> dict:
         "torch_version": None,
         "torch_version_runtime": torch.__version__,
         "cuda": False,
+        "cuda_requested": None,
         "cuda_version": None,
         "cuda_archs": [],
         "openmp": "OpenMP" in torch.__config__.parallel_info(),
