@@ -9,4 +9,11 @@ TORCH_LIBRARY(emrestore, m) {
   m.def(
       "sepconv_backward(Tensor grad_output, Tensor input, Tensor vertical, Tensor horizontal, "
       "str padding, bool[3] output_mask) -> (Tensor, Tensor, Tensor)");
+  // Backward warping out(p) = input(p + flow(p)), flow [B, 2, H, W] in pixels (dx, dy), sampled as
+  // grid_sample(align_corners=True): mode bilinear, bicubic or nearest; padding border, zeros or
+  // reflection.
+  m.def("warp(Tensor input, Tensor flow, str mode, str padding) -> Tensor");
+  m.def(
+      "warp_backward(Tensor grad_output, Tensor input, Tensor flow, str mode, str padding, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
 }

@@ -2,5 +2,6 @@
 
 from ._extension import backend, build_info, fallback_reason
 from .sepconv import sepconv
+from .warp import warp
 
-__all__ = ["sepconv", "build_info", "backend", "fallback_reason"]
+__all__ = ["sepconv", "warp", "build_info", "backend", "fallback_reason"]

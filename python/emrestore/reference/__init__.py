@@ -1,5 +1,6 @@
 """Pure-PyTorch references of emrestore's operators: fallback, test oracle and benchmark baseline."""
 
-from .sepconv import sepconv_loop, sepconv_unfold, pad_input
+from .sepconv import pad_input, sepconv_loop, sepconv_unfold
+from .warp import flow_to_grid, warp_grid_sample
 
-__all__ = ["sepconv_loop", "sepconv_unfold", "pad_input"]
+__all__ = ["sepconv_loop", "sepconv_unfold", "pad_input", "warp_grid_sample", "flow_to_grid"]
