@@ -16,4 +16,12 @@ TORCH_LIBRARY(emrestore, m) {
   m.def(
       "warp_backward(Tensor grad_output, Tensor input, Tensor flow, str mode, str padding, "
       "bool[2] output_mask) -> (Tensor, Tensor)");
+  // Support-film folds (see csrc/fold/fold_helpers.h): vertices [B, F, P, 2], profile [B, F, P, 2]
+  // (band half-width, amplitude per vertex), params [B, F, 5]. fold_warp applies them to an image
+  // with the displacement computed per pixel; fold_field returns the flow [B, 2, H, W], the band
+  // opacity [B, 1, H, W] and the band level [B, 1, H, W].
+  m.def("fold_warp(Tensor input, Tensor vertices, Tensor profile, Tensor params) -> Tensor");
+  m.def(
+      "fold_field(Tensor vertices, Tensor profile, Tensor params, int height, int width) -> "
+      "(Tensor, Tensor, Tensor)");
 }

@@ -6,3 +6,15 @@
 #else
 #define EMR_HD inline
 #endif
+
+#ifndef __CUDA_ARCH__
+#include <cmath>
+namespace emrestore {
+// Host code calls the float overloads (nvcc provides them for device code).
+using std::floor;
+using std::fmax;
+using std::fmod;
+using std::nearbyint;
+using std::sqrt;
+}  // namespace emrestore
+#endif

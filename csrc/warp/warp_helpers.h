@@ -10,11 +10,6 @@
 
 namespace emrestore {
 
-#ifndef __CUDA_ARCH__
-using std::floor;
-using std::fmod;
-using std::nearbyint;
-#endif
 
 enum class Interp : int { Bilinear = 0, Nearest = 1, Bicubic = 2 };
 enum class WarpPad : int { Zeros = 0, Border = 1, Reflection = 2 };
