@@ -8,6 +8,21 @@
 namespace emrestore {
 namespace {
 
+// Calls fn(b, y, x, sample) with the folds' effect at every pixel, in parallel over rows.
+template <typename T, typename Fn>
+void for_each_fold_sample(const at::Tensor& v, const at::Tensor& pr, const at::Tensor& pa,
+                          const FoldGeometry& fg, int64_t H, int64_t W, const Fn& fn) {
+  at::parallel_for(0, fg.B * H, 4, [&](int64_t begin, int64_t end) {
+    for (int64_t row = begin; row < end; ++row) {
+      const int64_t b = row / H, y = row % H, goff = b * fg.F * fg.P * 2;
+      for (int64_t x = 0; x < W; ++x)
+        fn(b, y, x,
+           fold_sample<T>(T(x), T(y), v.data_ptr<T>() + goff, pr.data_ptr<T>() + goff,
+                          pa.data_ptr<T>() + b * fg.F * kFoldParams, int(fg.F), int(fg.P)));
+    }
+  });
+}
+
 at::Tensor fold_warp_cpu(const at::Tensor& input, const at::Tensor& vertices, const at::Tensor& profile,
                          const at::Tensor& params) {
   TORCH_CHECK_VALUE(input.dim() == 4, "fold_warp: input must be [B, C, H, W]; got shape ", shape_str(input));
@@ -23,20 +38,11 @@ at::Tensor fold_warp_cpu(const at::Tensor& input, const at::Tensor& vertices, co
     using T = scalar_t;
     const T* src = in.data_ptr<T>();
     T* dst = out.data_ptr<T>();
-    at::parallel_for(0, fg.B * H, 4, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t b = row / H, y = row % H;
-        const int64_t goff = b * fg.F * fg.P * 2;
-        for (int64_t x = 0; x < W; ++x) {
-          const FoldSample<T> s = fold_sample<T>(T(x), T(y), v.data_ptr<T>() + goff, pr.data_ptr<T>() + goff,
-                                                 pa.data_ptr<T>() + b * fg.F * kFoldParams, int(fg.F), int(fg.P));
-          for (int64_t c = 0; c < C; ++c) {
-            const T* plane = src + (b * C + c) * H * W;
-            const T warped = sample_border<T>(plane, H, W, T(y) + s.dy, T(x) + s.dx);
-            dst[(b * C + c) * H * W + y * W + x] =
-                (T(1) - s.alpha) * warped + s.alpha * s.level * plane[y * W + x];
-          }
-        }
+    for_each_fold_sample<T>(v, pr, pa, fg, H, W, [&](int64_t b, int64_t y, int64_t x, const FoldSample<T>& s) {
+      for (int64_t c = 0; c < C; ++c) {
+        const T* plane = src + (b * C + c) * H * W;
+        const T warped = sample_border<T>(plane, H, W, T(y) + s.dy, T(x) + s.dx);
+        dst[(b * C + c) * H * W + y * W + x] = (T(1) - s.alpha) * warped + s.alpha * s.level * plane[y * W + x];
       }
     });
   });
@@ -58,20 +64,15 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fold_field_cpu(const at::Tensor& 
   if (flow.numel() == 0) return {flow, alpha, level};
   AT_DISPATCH_FLOATING_TYPES(v.scalar_type(), "fold_field_cpu", [&] {
     using T = scalar_t;
-    at::parallel_for(0, fg.B * H, 4, [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t b = row / H, y = row % H;
-        const int64_t goff = b * fg.F * fg.P * 2;
-        for (int64_t x = 0; x < W; ++x) {
-          const FoldSample<T> s = fold_sample<T>(T(x), T(y), v.data_ptr<T>() + goff, pr.data_ptr<T>() + goff,
-                                                 pa.data_ptr<T>() + b * fg.F * kFoldParams, int(fg.F), int(fg.P));
-          const int64_t p = y * W + x;
-          flow.data_ptr<T>()[b * 2 * H * W + p] = s.dx;
-          flow.data_ptr<T>()[b * 2 * H * W + H * W + p] = s.dy;
-          alpha.data_ptr<T>()[b * H * W + p] = s.alpha;
-          level.data_ptr<T>()[b * H * W + p] = s.level;
-        }
-      }
+    T* fl = flow.data_ptr<T>();
+    T* al = alpha.data_ptr<T>();
+    T* le = level.data_ptr<T>();
+    for_each_fold_sample<T>(v, pr, pa, fg, H, W, [&](int64_t b, int64_t y, int64_t x, const FoldSample<T>& s) {
+      const int64_t p = y * W + x;
+      fl[b * 2 * H * W + p] = s.dx;
+      fl[b * 2 * H * W + H * W + p] = s.dy;
+      al[b * H * W + p] = s.alpha;
+      le[b * H * W + p] = s.level;
     });
   });
   return {flow, alpha, level};

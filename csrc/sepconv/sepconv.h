@@ -44,4 +44,15 @@ inline SepconvGeometry check_sepconv(const at::Tensor& input, const at::Tensor& 
   return {B, input.size(1), H, W, K, K / 2, (K - 1) / 2, mode};
 }
 
+// check_sepconv plus the shape of the output gradient.
+inline SepconvGeometry check_sepconv_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                              const at::Tensor& vertical, const at::Tensor& horizontal,
+                                              const std::string& padding) {
+  const SepconvGeometry g = check_sepconv(input, vertical, horizontal, padding);
+  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
+                    "sepconv_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
+                    "]; got shape ", shape_str(grad_output));
+  return g;
+}
+
 }  // namespace emrestore

@@ -109,10 +109,8 @@ at::Tensor sepconv_cuda(const at::Tensor& input, const at::Tensor& vertical,
 std::tuple<at::Tensor, at::Tensor, at::Tensor> sepconv_backward_cuda(
     const at::Tensor& grad_output, const at::Tensor& input, const at::Tensor& vertical,
     const at::Tensor& horizontal, c10::string_view padding, std::array<bool, 3> output_mask) {
-  const SepconvGeometry g = check_sepconv(input, vertical, horizontal, std::string(padding));
-  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
-                    "sepconv_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
-                    "]; got shape ", shape_str(grad_output));
+  const SepconvGeometry g =
+      check_sepconv_backward(grad_output, input, vertical, horizontal, std::string(padding));
   const c10::cuda::CUDAGuard guard(input.device());
   const auto stream = c10::cuda::getCurrentCUDAStream();
   const at::Tensor go = grad_output.to(input.scalar_type()).contiguous();

@@ -6,13 +6,6 @@
 
 namespace emrestore {
 
-// Sizes of one warp call: input [B, C, Hin, Win] sampled on the flow's grid [B, 2, H, W].
-struct WarpGeometry {
-  int64_t B, C, Hin, Win, H, W;
-  Interp interp;
-  WarpPad pad;
-};
-
 inline WarpGeometry check_warp(const at::Tensor& input, const at::Tensor& flow, const std::string& mode,
                                const std::string& padding) {
   Interp interp;
@@ -35,6 +28,17 @@ inline WarpGeometry check_warp(const at::Tensor& input, const at::Tensor& flow, 
   TORCH_CHECK_VALUE(input.device() == flow.device(), "warp: input and flow must be on one device; got ",
                     input.device(), ", ", flow.device());
   return {input.size(0), input.size(1), input.size(2), input.size(3), flow.size(2), flow.size(3), interp, pad};
+}
+
+// check_warp plus the shape of the output gradient.
+inline WarpGeometry check_warp_backward(const at::Tensor& grad_output, const at::Tensor& input,
+                                        const at::Tensor& flow, const std::string& mode,
+                                        const std::string& padding) {
+  const WarpGeometry g = check_warp(input, flow, mode, padding);
+  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
+                    "warp_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
+                    "]; got shape ", shape_str(grad_output));
+  return g;
 }
 
 }  // namespace emrestore

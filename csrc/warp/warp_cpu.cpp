@@ -99,9 +99,8 @@ void flow_grad_kernel(const T* grad, const T* in, const T* flow, T* gflow, const
 // Scatters g * weight onto the stencil taps of output rows [y0, y1) of one plane.
 template <typename T>
 void scatter_rows(const T* gp, const T* fb, T* dst, int64_t y0, int64_t y1, const WarpGeometry& g) {
-  const int64_t HW = g.H * g.W;
   for (int64_t p = y0 * g.W; p < y1 * g.W; ++p) {
-    const Stencil<T> st = warp_stencil<T>(p / g.W, p % g.W, fb[p], fb[HW + p], g.Hin, g.Win, g.interp, g.pad);
+    const Stencil<T> st = stencil_at<T>(fb, 0, p, g);
     for (int k = 0; k < st.n; ++k) dst[st.offset[k]] += st.weight[k] * gp[p];
   }
 }
@@ -159,10 +158,8 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cpu(const at::Tensor& grad_outp
                                                      const at::Tensor& input, const at::Tensor& flow,
                                                      c10::string_view mode, c10::string_view padding,
                                                      std::array<bool, 2> output_mask) {
-  const WarpGeometry g = check_warp(input, flow, std::string(mode), std::string(padding));
-  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
-                    "warp_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
-                    "]; got shape ", shape_str(grad_output));
+  const WarpGeometry g =
+      check_warp_backward(grad_output, input, flow, std::string(mode), std::string(padding));
   const at::Tensor go = grad_output.to(input.scalar_type()).contiguous();
   const at::Tensor in = input.contiguous(), fl = flow.contiguous();
   at::Tensor grad_input = at::empty({0}, input.options()), grad_flow = grad_input;

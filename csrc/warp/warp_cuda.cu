@@ -29,8 +29,7 @@ __global__ void forward_kernel(const T* __restrict__ in, const T* __restrict__ f
   const int64_t HW = g.H * g.W, HWin = g.Hin * g.Win;
   EMR_GRID_STRIDE(idx, g.B * HW) {
     const int64_t b = idx / HW, p = idx % HW;
-    const Stencil<Acc> st = warp_stencil<Acc>(p / g.W, p % g.W, Acc(flow[b * 2 * HW + p]),
-                                              Acc(flow[b * 2 * HW + HW + p]), g.Hin, g.Win, g.interp, g.pad);
+    const Stencil<Acc> st = stencil_at<Acc>(flow, b, p, g);
     for (int64_t c = 0; c < g.C; ++c) {
       const T* plane = in + (b * g.C + c) * HWin;
       Acc acc = Acc(0);
@@ -48,8 +47,7 @@ __global__ void backward_kernel(const T* __restrict__ grad, const T* __restrict_
   const int64_t HW = g.H * g.W, HWin = g.Hin * g.Win;
   EMR_GRID_STRIDE(idx, g.B * HW) {
     const int64_t b = idx / HW, p = idx % HW;
-    const Stencil<Acc> st = warp_stencil<Acc>(p / g.W, p % g.W, Acc(flow[b * 2 * HW + p]),
-                                              Acc(flow[b * 2 * HW + HW + p]), g.Hin, g.Win, g.interp, g.pad);
+    const Stencil<Acc> st = stencil_at<Acc>(flow, b, p, g);
     Acc gx = Acc(0), gy = Acc(0);
     for (int64_t c = 0; c < g.C; ++c) {
       const Acc go = Acc(grad[(b * g.C + c) * HW + p]);
@@ -94,10 +92,8 @@ std::tuple<at::Tensor, at::Tensor> warp_backward_cuda(const at::Tensor& grad_out
                                                       const at::Tensor& input, const at::Tensor& flow,
                                                       c10::string_view mode, c10::string_view padding,
                                                       std::array<bool, 2> output_mask) {
-  const WarpGeometry g = check_warp(input, flow, std::string(mode), std::string(padding));
-  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
-                    "warp_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
-                    "]; got shape ", shape_str(grad_output));
+  const WarpGeometry g =
+      check_warp_backward(grad_output, input, flow, std::string(mode), std::string(padding));
   const c10::cuda::CUDAGuard guard(input.device());
   const at::Tensor go = grad_output.to(input.scalar_type()).contiguous();
   const at::Tensor in = input.contiguous(), fl = flow.contiguous();

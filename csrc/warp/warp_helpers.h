@@ -181,4 +181,19 @@ EMR_HD Stencil<Acc> warp_stencil(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H
   return st;
 }
 
+// Sizes of one warp call: input [B, C, Hin, Win] sampled on the flow's grid [B, 2, H, W].
+struct WarpGeometry {
+  int64_t B, C, Hin, Win, H, W;
+  Interp interp;
+  WarpPad pad;
+};
+
+// The stencil of output pixel p (flat index in H x W) of batch b, from flow [B, 2, H, W].
+template <typename Acc, typename T>
+EMR_HD Stencil<Acc> stencil_at(const T* flow, int64_t b, int64_t p, const WarpGeometry& g) {
+  const int64_t HW = g.H * g.W;
+  return warp_stencil<Acc>(p / g.W, p % g.W, Acc(flow[b * 2 * HW + p]), Acc(flow[b * 2 * HW + HW + p]),
+                           g.Hin, g.Win, g.interp, g.pad);
+}
+
 }  // namespace emrestore
