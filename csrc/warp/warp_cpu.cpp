@@ -78,6 +78,28 @@ void flow_grad_kernel(const T* grad, const T* in, const T* flow, T* gflow, const
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / g.H, y = row % g.H;
       const T* fb = flow + b * 2 * HW + y * g.W;
+      if (g.interp == Interp::Bilinear) {  // the common case, without the general stencil
+        for (int64_t x = 0; x < g.W; ++x) {
+          T mx, my, ax, ay;
+          const T ix = pad_coord(T(x) + fb[x], g.Win, g.pad, &mx);
+          const T iy = pad_coord(T(y) + fb[HW + x], g.Hin, g.pad, &my);
+          int64_t off[4];
+          bool inside[4];
+          bilinear_taps(iy, ix, g.Hin, g.Win, off, inside, &ax, &ay);
+          T gx = T(0), gy = T(0);
+          for (int64_t c = 0; c < g.C; ++c) {
+            const T* plane = in + (b * g.C + c) * HWin;
+            const T go = grad[(b * g.C + c) * HW + y * g.W + x];
+            T v[4];
+            for (int k = 0; k < 4; ++k) v[k] = inside[k] ? plane[off[k]] : T(0);
+            gx += go * ((v[1] - v[0]) * (T(1) - ay) + (v[3] - v[2]) * ay);
+            gy += go * ((v[2] - v[0]) * (T(1) - ax) + (v[3] - v[1]) * ax);
+          }
+          gflow[b * 2 * HW + y * g.W + x] = gx * mx;
+          gflow[b * 2 * HW + HW + y * g.W + x] = gy * my;
+        }
+        continue;
+      }
       for (int64_t x = 0; x < g.W; ++x) {
         const Stencil<T> st = warp_stencil<T>(y, x, fb[x], fb[HW + x], g.Hin, g.Win, g.interp, g.pad);
         T gx = T(0), gy = T(0);
@@ -99,6 +121,19 @@ void flow_grad_kernel(const T* grad, const T* in, const T* flow, T* gflow, const
 // Scatters g * weight onto the stencil taps of output rows [y0, y1) of one plane.
 template <typename T>
 void scatter_rows(const T* gp, const T* fb, T* dst, int64_t y0, int64_t y1, const WarpGeometry& g) {
+  if (g.interp == Interp::Bilinear) {
+    const int64_t HW = g.H * g.W;
+    for (int64_t p = y0 * g.W; p < y1 * g.W; ++p) {
+      T m;
+      const T ix = pad_coord(T(p % g.W) + fb[p], g.Win, g.pad, &m);
+      const T iy = pad_coord(T(p / g.W) + fb[HW + p], g.Hin, g.pad, &m);
+      int64_t off[4];
+      T w[4];
+      bilinear_corners(iy, ix, g.Hin, g.Win, off, w);
+      for (int k = 0; k < 4; ++k) dst[off[k]] += w[k] * gp[p];  // weight 0 outside the image
+    }
+    return;
+  }
   for (int64_t p = y0 * g.W; p < y1 * g.W; ++p) {
     const Stencil<T> st = stencil_at<T>(fb, 0, p, g);
     for (int k = 0; k < st.n; ++k) dst[st.offset[k]] += st.weight[k] * gp[p];

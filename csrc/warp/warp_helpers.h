@@ -107,20 +107,31 @@ EMR_HD void cubic_axis_taps(Acc c0, int64_t size, WarpPad pad, int64_t pos[4], b
   }
 }
 
-// Bilinear corners of a sample at (iy, ix) (already through the padding rule): offsets into an
-// H x W plane and weights, the weight 0 (offset 0) for corners outside the image.
+// Bilinear corners of a sample at (iy, ix) (already through the padding rule), in the order
+// (y0, x0), (y0, x0 + 1), (y0 + 1, x0), (y0 + 1, x0 + 1): offsets into an H x W plane (0 outside the
+// image), whether each lies inside, and the fractional position (ax, ay) within the cell.
 template <typename Acc>
-EMR_HD void bilinear_corners(Acc iy, Acc ix, int64_t H, int64_t W, int64_t off[4], Acc w[4]) {
+EMR_HD void bilinear_taps(Acc iy, Acc ix, int64_t H, int64_t W, int64_t off[4], bool inside[4], Acc* ax,
+                          Acc* ay) {
   const Acc x0 = floor(ix), y0 = floor(iy);
-  const Acc ax = ix - x0, ay = iy - y0;
+  *ax = ix - x0;
+  *ay = iy - y0;
   const int64_t xi = int64_t(x0), yi = int64_t(y0);
-  const Acc wx[2] = {Acc(1) - ax, ax}, wy[2] = {Acc(1) - ay, ay};
   for (int i = 0; i < 2; ++i)
     for (int j = 0; j < 2; ++j) {
-      const bool in = in_bounds(yi + i, xi + j, H, W);
-      off[2 * i + j] = in ? (yi + i) * W + xi + j : 0;
-      w[2 * i + j] = in ? wx[j] * wy[i] : Acc(0);
+      inside[2 * i + j] = in_bounds(yi + i, xi + j, H, W);
+      off[2 * i + j] = inside[2 * i + j] ? (yi + i) * W + xi + j : 0;
     }
+}
+
+// Bilinear corner offsets and weights (weight 0, offset 0 for corners outside the image).
+template <typename Acc>
+EMR_HD void bilinear_corners(Acc iy, Acc ix, int64_t H, int64_t W, int64_t off[4], Acc w[4]) {
+  bool inside[4];
+  Acc ax, ay;
+  bilinear_taps(iy, ix, H, W, off, inside, &ax, &ay);
+  const Acc wx[2] = {Acc(1) - ax, ax}, wy[2] = {Acc(1) - ay, ay};
+  for (int k = 0; k < 4; ++k) w[k] = inside[k] ? wx[k & 1] * wy[k >> 1] : Acc(0);
 }
 
 // Sampling stencil of one output pixel: up to 16 taps (offsets into an H x W plane) with weights,
