@@ -34,9 +34,4 @@ inline void store(T* p, vec_t<T> v) {
   std::memcpy(p, &v, sizeof(v));
 }
 
-template <typename T>
-inline vec_t<T> zero() {
-  return vec_t<T>{} ;
-}
-
 }  // namespace emrestore::simd
