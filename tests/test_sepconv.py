@@ -229,3 +229,11 @@ def test_cuda_opcheck_and_device_mismatch():
     torch.library.opcheck(torch.ops.emrestore.sepconv.default, (*args, "reflect"))
     with pytest.raises(ValueError, match="one device"):
         ops.sepconv(args[0].detach().cpu(), args[1], args[2], "reflect")
+
+
+@needs_extension
+def test_backward_checks_gradient_shape():
+    x, v, h = make_args(1, 1, 4, 4, 3, "zeros")
+    with pytest.raises(ValueError, match=r"grad_output must be \[1, 1, 4, 4\]; got shape \[1, 1, 3, 3\]"):
+        torch.ops.emrestore.sepconv_backward(torch.zeros(1, 1, 3, 3, dtype=x.dtype), x, v, h, "zeros",
+                                             [True, True, True])

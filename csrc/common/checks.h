@@ -38,6 +38,12 @@ inline PadMode parse_pad_mode(const std::string& padding) {
                     padding, "'");
 }
 
+// The gradient reaching a backward kernel must have the shape of the forward output.
+inline void check_grad_output(const at::Tensor& grad_output, at::IntArrayRef expected, const char* op) {
+  TORCH_CHECK_VALUE(grad_output.sizes() == expected, op, ": grad_output must be ", expected,
+                    "; got shape ", shape_str(grad_output));
+}
+
 // Copies `input` [N, C, H, W] into a new contiguous [N, C, H + lo + hi, W + lo + hi] tensor.
 at::Tensor pad_image(const at::Tensor& input, int64_t lo, int64_t hi, PadMode mode);
 // Adjoint of pad_image: sums the gradient of the padded image back onto the H x W source pixels.

@@ -49,9 +49,7 @@ inline SepconvGeometry check_sepconv_backward(const at::Tensor& grad_output, con
                                               const at::Tensor& vertical, const at::Tensor& horizontal,
                                               const std::string& padding) {
   const SepconvGeometry g = check_sepconv(input, vertical, horizontal, padding);
-  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
-                    "sepconv_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
-                    "]; got shape ", shape_str(grad_output));
+  check_grad_output(grad_output, {g.B, g.C, g.H, g.W}, "sepconv_backward");
   return g;
 }
 

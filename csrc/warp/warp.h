@@ -35,9 +35,7 @@ inline WarpGeometry check_warp_backward(const at::Tensor& grad_output, const at:
                                         const at::Tensor& flow, const std::string& mode,
                                         const std::string& padding) {
   const WarpGeometry g = check_warp(input, flow, mode, padding);
-  TORCH_CHECK_VALUE(grad_output.sizes() == at::IntArrayRef({g.B, g.C, g.H, g.W}),
-                    "warp_backward: grad_output must be [", g.B, ", ", g.C, ", ", g.H, ", ", g.W,
-                    "]; got shape ", shape_str(grad_output));
+  check_grad_output(grad_output, {g.B, g.C, g.H, g.W}, "warp_backward");
   return g;
 }
 
