@@ -42,7 +42,7 @@ def sepconv_loop(input, vertical, horizontal, padding: str = "replicate") -> tor
     """Loop of shifted multiply-adds over the K*K taps: each step touches one image-sized plane, so it
     stays in cache. The fastest pure-PyTorch formulation, with a backward of the same kind (autograd
     through K*K small ops would be many times slower): the fallback and the benchmark baseline."""
-    _, k, h, w = _padded(input[:0], vertical, padding)
+    k = vertical.shape[1]
     if not torch.is_grad_enabled() or not any(
         t.requires_grad for t in (input, vertical, horizontal)
     ):
