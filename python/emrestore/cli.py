@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
+from pathlib import Path
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -60,6 +62,60 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_beside(out: Path, tag: str, suffix: str | None = None) -> Path:
+    """``out`` with ``tag`` appended to its stem, keeping its suffix unless ``suffix`` is given."""
+    keep = out.suffix if out.suffix.lower() in (".tif", ".tiff", ".npy") else ""
+    return out.with_name(out.name[: len(out.name) - len(keep)] + tag + (keep if suffix is None else suffix))
+
+
+def simulate(args: argparse.Namespace) -> int:
+    """Degrades a stack with the simulator; writes the stack, the masks and a JSON manifest."""
+    import numpy as np
+
+    from . import io
+    from .simulate import simulate_stack
+
+    src, out = Path(args.input), Path(args.output)
+    masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
+    manifest_path = Path(args.manifest) if args.manifest else _default_beside(out, "", ".json")
+    targets = [out, masks_path, manifest_path] + ([Path(args.flows)] if args.flows else [])
+    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
+        raise SystemExit(f"emrestore simulate: an output would overwrite the input {src}")
+    if len({t.resolve() for t in targets}) != len(targets):
+        raise SystemExit(f"emrestore simulate: output paths must differ; got {[str(t) for t in targets]}")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise SystemExit(f"emrestore simulate: {', '.join(existing)} exist(s); pass --overwrite to replace")
+    for name in ("ms", "sff", "sp"):
+        if not 0 <= getattr(args, name) <= 1:
+            raise SystemExit(f"emrestore simulate: --{name} is a per-section rate in [0, 1]; got {getattr(args, name)}")
+
+    volume = io.read_stack(src)
+    names = [f.stem for f in io.section_files(src)] if src.is_dir() else None
+    sff = {"preset": args.preset}
+    result = simulate_stack(volume, {"ms": args.ms, "sff": args.sff, "sp": args.sp}, seed=args.seed,
+                            sff=sff, return_flows=bool(args.flows), progress=not args.quiet)
+    section_format = "tif" if volume.dtype.kind == "f" or (
+        src.is_dir() and io.section_files(src)[0].suffix.lower() != ".png") else "png"
+    kw = {"overwrite": args.overwrite, "section_format": section_format, "names": names}
+    io.write_stack(out, result.volume, **kw)
+    io.write_stack(masks_path, result.masks, **{**kw, "section_format": "png" if section_format == "png" else "tif"})
+    if args.flows:
+        arrays = {f"{kind}_{z}": a[kind] for z, a in result.flows.items() for kind in a}
+        tmp = Path(args.flows).with_name(f".{Path(args.flows).name}.tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        os.replace(tmp, args.flows)
+    manifest = dict(result.manifest, input=str(src), output=str(out), masks=str(masks_path))
+    if names is not None:
+        manifest["section_names"] = names
+    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, manifest_path)
+    counts = ", ".join(f"{k} {v}" for k, v in result.manifest["counts"].items())
+    print(f"{len(volume)} sections, degraded: {counts} -> {out}, masks {masks_path}, manifest {manifest_path}")
+    return 0
+
+
 def info(args: argparse.Namespace) -> int:
     from . import ops
 
@@ -76,6 +132,23 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=5, help="timed runs per measurement (median)")
     p.add_argument("--quick", action="store_true", help="one small case, for a smoke test")
     p.set_defaults(func=bench)
+    p = sub.add_parser("simulate", help="degrade a clean stack with missing sections, folds and precipitates",
+                       description="Degrades IN (multi-page TIFF, .npy, or a folder of PNG/TIFF sections) "
+                       "and writes OUT in the same kind of format, a mask stack (bits: ms 1, sff 2, sp 4) "
+                       "and a JSON manifest of every artifact. Deterministic for a seed; IN is never modified.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("output", metavar="OUT")
+    p.add_argument("--ms", type=float, default=0.044, help="rate of missing sections (default 0.044)")
+    p.add_argument("--sff", type=float, default=0.032, help="rate of support-film folds (default 0.032)")
+    p.add_argument("--sp", type=float, default=0.026, help="rate of staining precipitates (default 0.026)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--preset", choices=("realistic", "paper"), default="realistic", help="fold model")
+    p.add_argument("--masks", help="mask stack path (default: OUT with _masks)")
+    p.add_argument("--manifest", help="JSON manifest path (default: OUT with .json)")
+    p.add_argument("--flows", help="also write the folds' flow, inverse flow and lost pixels to this .npz")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=simulate)
     args = parser.parse_args(argv)
     return args.func(args)
 

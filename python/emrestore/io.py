@@ -1,0 +1,172 @@
+"""Reading and writing section stacks: multi-page TIFF, folders of PNG/TIFF sections, and .npy.
+
+Writes are atomic: the data goes to a temporary file or folder beside the target, which is renamed
+into place only when complete, so a crash never leaves a half-written stack under the final name.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+SECTION_SUFFIXES = (".png", ".tif", ".tiff")
+STACK_SUFFIXES = TIFF_SUFFIXES + (".npy",)
+
+
+def _natural_key(path: Path):
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def _read_section(path: Path) -> np.ndarray:
+    if path.suffix.lower() in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            image = tifffile.imread(path)
+        except Exception as err:  # tifffile raises several types for damaged files
+            raise ValueError(f"cannot read TIFF section {path}: {err}") from err
+    else:
+        import cv2
+
+        image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise ValueError(f"cannot read image section {path}: not a readable PNG")
+    if image.ndim != 2:
+        raise ValueError(f"expected a grayscale section [H, W] in {path}; got shape {image.shape}")
+    return image
+
+
+def section_files(folder: Path) -> list[Path]:
+    """The section images of a folder (PNG/TIFF), in natural order (2 before 10)."""
+    files = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in SECTION_SUFFIXES]
+    return sorted(files, key=_natural_key)
+
+
+def read_stack(path) -> np.ndarray:
+    """Reads a stack [Z, H, W] from a multi-page TIFF, a folder of PNG/TIFF sections, or a .npy
+    file. A single 2-D image is a stack of one section."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such stack: {path}")
+    if path.is_dir():
+        files = section_files(path)
+        if not files:
+            raise ValueError(f"no PNG or TIFF sections in folder {path}")
+        first = _read_section(files[0])
+        stack = np.empty((len(files),) + first.shape, first.dtype)
+        stack[0] = first
+        for z, f in enumerate(files[1:], 1):
+            section = _read_section(f)
+            if section.shape != first.shape or section.dtype != first.dtype:
+                raise ValueError(f"section {f.name} is {section.shape} {section.dtype}; expected "
+                                 f"{first.shape} {first.dtype} like {files[0].name}")
+            stack[z] = section
+        return stack
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        import tifffile
+
+        try:
+            stack = tifffile.imread(path)
+        except Exception as err:
+            raise ValueError(f"cannot read TIFF stack {path}: {err}") from err
+    elif suffix == ".npy":
+        try:
+            stack = np.load(path, allow_pickle=False)
+        except Exception as err:
+            raise ValueError(f"cannot read .npy stack {path}: {err}") from err
+    else:
+        raise ValueError(f"unsupported stack format {path.suffix!r} ({path}); expected a multi-page "
+                         f"TIFF, a .npy file or a folder of PNG/TIFF sections")
+    if stack.size == 0:
+        raise ValueError(f"cannot read stack {path}: it holds no image data (shape {stack.shape})")
+    if stack.ndim == 2:
+        stack = stack[None]
+    if stack.ndim != 3:
+        raise ValueError(f"expected a grayscale stack [Z, H, W] in {path}; got shape {stack.shape}")
+    return stack
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_format: str = "png",
+                names: list[str] | None = None) -> Path:
+    """Writes a stack [Z, H, W] atomically: a .tif/.tiff path gets a multi-page TIFF, .npy a numpy
+    file, any other path a folder of sections named ``names`` (file stems, e.g. the input's) or
+    ``0000`` ``0001`` ... with ``section_format`` "png" or "tif". Refuses to replace an existing
+    target unless ``overwrite``."""
+    path = Path(path)
+    stack = np.asarray(stack)
+    if stack.ndim != 3:
+        raise ValueError(f"expected a stack [Z, H, W] to write; got shape {stack.shape}")
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix.lower()
+    if suffix in STACK_SUFFIXES:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        try:
+            if suffix == ".npy":
+                np.save(tmp, stack)
+            else:
+                import tifffile
+
+                tifffile.imwrite(tmp, stack, photometric="minisblack")
+            if path.is_dir():
+                shutil.rmtree(path)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+    if section_format not in ("png", "tif"):
+        raise ValueError(f"section_format must be 'png' or 'tif'; got {section_format!r}")
+    if section_format == "png" and stack.dtype not in (np.uint8, np.uint16):
+        raise ValueError(f"PNG sections hold uint8 or uint16; got {stack.dtype} (write a .tif instead)")
+    if names is not None and (len(names) != len(stack) or len(set(names)) != len(names)):
+        raise ValueError(f"names must be {len(stack)} distinct file stems; got {len(names)}")
+    digits = max(4, len(str(len(stack) - 1)))
+    stems = names if names is not None else [f"{z:0{digits}d}" for z in range(len(stack))]
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
+    try:
+        for stem, section in zip(stems, stack):
+            name = tmp / f"{stem}.{section_format}"
+            if section_format == "png":
+                import cv2
+
+                if not cv2.imwrite(str(name), np.ascontiguousarray(section)):
+                    raise OSError(f"could not write {name}")
+            else:
+                import tifffile
+
+                tifffile.imwrite(name, section, photometric="minisblack")
+        if path.exists():
+            old = path.with_name(f".{path.name}.old")
+            os.replace(path, old)
+            os.replace(tmp, path)
+            shutil.rmtree(old) if old.is_dir() else old.unlink()
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return path
+
+
+def stack_format(path) -> str:
+    """"tif", "npy" or "folder", as ``write_stack`` would write ``path``."""
+    suffix = Path(path).suffix.lower()
+    return "npy" if suffix == ".npy" else "tif" if suffix in TIFF_SUFFIXES else "folder"
