@@ -38,6 +38,48 @@ void bilinear_row(const T* in, const T* fx, const T* fy, T* out, int64_t y, cons
   }
 }
 
+// Bicubic output pixels without the general stencil: the forward pass needs neither the weight
+// derivatives nor per-tap bookkeeping, and taps that read zero get weight 0 and offset 0.
+template <typename T>
+void bicubic_row(const T* in, const T* fx, const T* fy, T* out, int64_t y, const WarpGeometry& g) {
+  const int64_t HW = g.H * g.W, HWin = g.Hin * g.Win;
+  for (int64_t x = 0; x < g.W; ++x) {
+    const T cx = T(x) + fx[x], cy = T(y) + fy[x];
+    const T x0 = std::floor(cx), y0 = std::floor(cy);
+    T wx[4], wy[4];
+    cubic_weights(cx - x0, wx);
+    cubic_weights(cy - y0, wy);
+    int64_t px[4], py[4];
+    bool vx[4], vy[4];
+    // Compared as floats: casting a huge (or NaN) coordinate to an integer is undefined.
+    if (x0 >= T(1) && x0 <= T(g.Win - 3) && y0 >= T(1) && y0 <= T(g.Hin - 3)) {  // no padding needed
+      const int64_t xi = int64_t(x0), yi = int64_t(y0);
+      for (int k = 0; k < 4; ++k) {
+        px[k] = xi - 1 + k;
+        py[k] = (yi - 1 + k) * g.Win;
+      }
+    } else {
+      cubic_axis_taps(x0, g.Win, g.pad, px, vx);
+      cubic_axis_taps(y0, g.Hin, g.pad, py, vy);
+      for (int k = 0; k < 4; ++k) {
+        wx[k] = vx[k] ? wx[k] : T(0);
+        px[k] = vx[k] ? px[k] : 0;
+        wy[k] = vy[k] ? wy[k] : T(0);
+        py[k] = vy[k] ? py[k] * g.Win : 0;
+      }
+    }
+    for (int64_t c = 0; c < g.C; ++c) {
+      const T* plane = in + c * HWin;
+      T acc = T(0);
+      for (int i = 0; i < 4; ++i) {
+        const T* r = plane + py[i];
+        acc += wy[i] * (wx[0] * r[px[0]] + wx[1] * r[px[1]] + wx[2] * r[px[2]] + wx[3] * r[px[3]]);
+      }
+      out[c * HW + x] = acc;
+    }
+  }
+}
+
 template <typename T>
 void forward_kernel(const T* in, const T* flow, T* out, const WarpGeometry& g) {
   const int64_t HW = g.H * g.W, HWin = g.Hin * g.Win;
@@ -56,6 +98,10 @@ void forward_kernel(const T* in, const T* flow, T* out, const WarpGeometry& g) {
           bilinear_row<T, WarpPad::Zeros>(src, fb, fb + HW, dst, y, g, off.data(), w.data());
         else
           bilinear_row<T, WarpPad::Reflection>(src, fb, fb + HW, dst, y, g, off.data(), w.data());
+        continue;
+      }
+      if (g.interp == Interp::Bicubic) {
+        bicubic_row<T>(in + b * g.C * HWin, fb, fb + HW, out + b * g.C * HW + y * g.W, y, g);
         continue;
       }
       for (int64_t x = 0; x < g.W; ++x) {
