@@ -24,4 +24,14 @@ TORCH_LIBRARY(emrestore, m) {
   m.def(
       "fold_field(Tensor vertices, Tensor profile, Tensor params, int height, int width) -> "
       "(Tensor, Tensor, Tensor)");
+  // Straight-line Hough transform (scikit-image's convention, see csrc/hough/hough_helpers.h):
+  // image [B, H, W] bool/uint8 (one vote per nonzero pixel) or float (weighted votes), angle tables
+  // [T] float64; returns the accumulator [B, R, T], R = 2 ceil(sqrt(H^2 + W^2)) + 1, int32 or float.
+  m.def("hough_lines(Tensor image, Tensor cos_theta, Tensor sin_theta) -> Tensor");
+  // Peaks: local maxima >= threshold (broadcast to [B, R, T]), at most num_peaks per image, no two
+  // within min_distance rho bins and min_angle theta bins (circular theta with mirrored rho if wrap).
+  // Returns rho and theta bin indices [B, num_peaks] (-1 padded) and the count per image [B].
+  m.def(
+      "hough_peaks(Tensor acc, Tensor threshold, int num_peaks, int min_distance, int min_angle, "
+      "bool wrap) -> (Tensor, Tensor, Tensor)");
 }

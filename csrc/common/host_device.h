@@ -11,10 +11,13 @@
 #include <cmath>
 namespace emrestore {
 // Host code calls the float overloads (nvcc provides them for device code).
+using std::ceil;
+using std::copysign;
 using std::floor;
 using std::fmax;
 using std::fmod;
 using std::nearbyint;
 using std::sqrt;
+using std::trunc;
 }  // namespace emrestore
 #endif

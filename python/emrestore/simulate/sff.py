@@ -218,6 +218,9 @@ def simulate_sff(
             hidden = ops.warp(alpha_t, inv_t, "bilinear", "border") > 0  # under the band
             flow, inverse = flow_t[0].numpy(), inv_t[0].numpy()
             lost = (unreachable | hidden)[0, 0].numpy()
+        # Pixels the folds leave alone keep their exact value (resampling at a zero offset can round).
+        untouched = (alpha_t == 0) & (flow_t[:, :1] == 0) & (flow_t[:, 1:] == 0)
+        out = torch.where(untouched, x, out)
     alpha = alpha_t[0, 0].numpy()
     out = out[0, 0].numpy()
     noise_sd = band_noise * full_scale(section.dtype) if preset == "realistic" else 0.0

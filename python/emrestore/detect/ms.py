@@ -1,0 +1,137 @@
+"""Missing sections (MS): whole or partial, blank, constant or noise.
+
+Sections are compared with their neighbours at a coarse scale (about 128 px across, smoothed), where
+real neighbouring sections correlate clearly and an empty acquisition does not. A section is missing
+when it resembles none of the sections up to ``reach`` away while those resemble each other. Inside
+an otherwise present section, a region is missing when it is flat (blank or constant: no imaging
+noise at all), or when its local correlation with every neighbour is lost while the neighbours
+still correlate there. Featureless tissue (e.g. a lumen), where neighbours do not correlate either,
+is never flagged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy import ndimage
+
+
+@dataclass
+class MissingSection:
+    kind: str  # "ok", "whole" or "partial"
+    mask: np.ndarray  # bool [H, W], the missing pixels
+    fraction: float  # share of the section that is missing
+    similarity: float  # correlation with the best-matching neighbour (coarse scale)
+    reference: float  # best correlation between those neighbours
+
+
+def to_unit(section: np.ndarray) -> np.ndarray:
+    scale = float(np.iinfo(section.dtype).max) if section.dtype.kind == "u" else 1.0
+    return section.astype(np.float32) / scale
+
+
+def _coarse(section: np.ndarray, side: int) -> np.ndarray:
+    u = to_unit(section)
+    f = max(1, int(round(max(u.shape) / side)))
+    small = cv2.resize(u, (max(1, u.shape[1] // f), max(1, u.shape[0] // f)), interpolation=cv2.INTER_AREA)
+    return cv2.GaussianBlur(small, (0, 0), 1.0)
+
+
+def _local_ncc(a: np.ndarray, b: np.ndarray, win: int) -> np.ndarray:
+    """Correlation of a and b in a win x win window around every pixel."""
+    k = (win, win)
+    ma, mb = cv2.blur(a, k), cv2.blur(b, k)
+    va = np.maximum(cv2.blur(a * a, k) - ma * ma, 0)
+    vb = np.maximum(cv2.blur(b * b, k) - mb * mb, 0)
+    cov = cv2.blur(a * b, k) - ma * mb
+    return cov / np.sqrt(np.maximum(va * vb, 1e-12))
+
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a - a.mean(), b - b.mean()
+    return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
+
+
+def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128, flat_std: float = 1e-3,
+                   drop: float = 0.3, min_similarity: float = 0.12, partial_fraction: float = 0.05,
+                   whole_fraction: float = 0.9) -> list[MissingSection]:
+    """Per section of ``stack`` [Z, H, W]: whether it is missing, wholly or partially, and where.
+
+    A section (or, locally, a region) is missing when its correlation with every section up to
+    ``reach`` away is below ``min_similarity`` and below ``drop`` times the correlation of those
+    neighbours with each other. ``flat_std``: a region whose intensity varies less than this (in
+    [0, 1] units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest missing region
+    reported. ``whole_fraction``: above it, the whole section is missing.
+    """
+    z_n, h, w = stack.shape
+    coarse = [_coarse(s, coarse_side) for s in stack]
+    section_flat = np.array([float(c.std()) < flat_std for c in coarse])
+
+    def neighbours(z):
+        return [i for i in range(max(0, z - reach), min(z_n, z + reach + 1)) if i != z]
+
+    pair = {}
+
+    def corr(i, j):
+        key = (min(i, j), max(i, j))
+        if key not in pair:
+            pair[key] = 0.0 if section_flat[i] or section_flat[j] else _ncc(coarse[i], coarse[j])
+        return pair[key]
+
+    win = max(5, (min(coarse[0].shape) // 4) | 1)
+    results = []
+    for z in range(z_n):
+        near = neighbours(z)
+        best = max((corr(z, i) for i in near), default=0.0)
+        ref = max((corr(a, b) for a in near for b in near if a < b), default=0.0)
+        if section_flat[z] or (best < min_similarity and best < drop * ref and ref >= 2 * min_similarity):
+            results.append(MissingSection("whole", np.ones((h, w), bool), 1.0, best, ref))
+            continue
+        mask = _large_regions(_flat_region(stack[z], flat_std), partial_fraction)
+        # Local loss of correlation (noise fills), judged where the neighbours still correlate.
+        if ref >= 2 * min_similarity and len(near) >= 2:
+            good = [i for i in near if not section_flat[i]]
+            loc_best = np.max([_local_ncc(coarse[z], coarse[i], win) for i in good], axis=0)
+            loc_ref = np.max([_local_ncc(coarse[a], coarse[b], win) for a in good for b in good if a < b]
+                             or [np.zeros_like(coarse[z])], axis=0)
+            # Stricter than for whole sections: windows hold fewer independent samples, and only
+            # larger regions count.
+            lost = (loc_best < 0.5 * min_similarity) & (loc_best < drop * loc_ref) & (loc_ref >= 3 * min_similarity)
+            lost = ndimage.binary_closing(ndimage.binary_opening(lost, iterations=2), iterations=win // 2)
+            lost = _large_regions(lost, 2 * partial_fraction)
+            # Confirm each candidate region with the correlation over all of its pixels (far more
+            # samples than one window): unrelated to every neighbour, while they relate there.
+            labels, n = ndimage.label(lost)
+            for i in range(1, n + 1):
+                region = labels == i
+                best_r = max(_ncc(coarse[z][region], coarse[j][region]) for j in good)
+                ref_r = max((_ncc(coarse[a][region], coarse[b][region]) for a in good for b in good if a < b),
+                            default=0.0)
+                if not (best_r < 0.5 * min_similarity and best_r < drop * ref_r):
+                    lost[region] = False
+            if lost.any():
+                mask |= cv2.resize(lost.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        frac = float(mask.mean())
+        kind = "whole" if frac >= whole_fraction else "partial" if frac > 0 else "ok"
+        if kind == "whole":
+            mask = np.ones((h, w), bool)
+        results.append(MissingSection(kind, mask, 1.0 if kind == "whole" else frac, best, ref))
+    return results
+
+
+def _large_regions(region: np.ndarray, min_fraction: float) -> np.ndarray:
+    labels, n = ndimage.label(region)
+    if n == 0:
+        return region
+    sizes = ndimage.sum(region, labels, range(1, n + 1)) / region.size
+    return np.isin(labels, 1 + np.flatnonzero(sizes >= min_fraction))
+
+
+def _flat_region(section: np.ndarray, flat_std: float) -> np.ndarray:
+    """Pixels of blank or constant areas: no variation at all in a 5 x 5 neighbourhood (imaging
+    noise makes real tissue vary everywhere)."""
+    u = to_unit(section)
+    var = cv2.blur(u * u, (5, 5)) - cv2.blur(u, (5, 5)) ** 2
+    return ndimage.binary_opening(var < flat_std ** 2, iterations=2)
