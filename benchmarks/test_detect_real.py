@@ -1,20 +1,22 @@
-"""Missing-section detection on real EM (ISBI 2012 train/test, FlyEM sample at z-step 5), degraded
-by the simulator at 10% missing sections, seeds 0-2. Skips when the data is absent.
+"""Detection on real EM (ISBI 2012 train and test, FlyEM sample at z-step 5), degraded by the
+simulator. Skips when the data is absent. Prints the tables the README quotes:
 
-Data: $EMRESTORE_DATA or ../shared/data beside the checkout (see its README). Prints the table the
-README quotes: pytest benchmarks/test_detect_real.py -s
+    pytest benchmarks/test_detect_real.py -s
+
+Data: $EMRESTORE_DATA or ../shared/data beside the checkout (see its README).
 """
 
 import collections
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from emrestore import io
-from emrestore.detect import detect_missing
-from emrestore.simulate import simulate_stack
+from emrestore.detect import detect_folds, detect_missing, detect_precipitates
+from emrestore.simulate import simulate_sff, simulate_sp, simulate_stack
 
 DATA = Path(os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 STACKS = {"isbi_train": ("isbi2012/train/image", 1), "isbi_test": ("isbi2012/test/image", 1),
@@ -31,7 +33,7 @@ def stacks():
 def test_missing_sections_on_real_stacks(stacks):
     found = collections.defaultdict(list)
     false_alarms = 0
-    for name, vol in stacks.items():
+    for vol in stacks.values():
         false_alarms += sum(r.kind != "ok" for r in detect_missing(vol))
         for seed in range(3):
             sim = simulate_stack(vol, {"ms": 0.1}, seed=seed)
@@ -50,3 +52,48 @@ def test_missing_sections_on_real_stacks(stacks):
     assert false_alarms == 0
     for kind in ("blank", "constant", "noise", "partial (flat)"):
         assert all(hit for hit, _ in found[kind]), kind
+
+
+def test_folds_on_real_stacks(stacks):
+    """One fold per degraded section (every other section of each stack), both fold models; found
+    when its band mask has IoU >= 0.5 with the simulated band."""
+    ious = collections.defaultdict(list)
+    false_folds = clean = 0
+    seconds = []
+    for vol in stacks.values():
+        for z in range(0, len(vol), 2):
+            start = time.perf_counter()
+            false_folds += len(detect_folds(vol[z]).folds)
+            seconds.append(time.perf_counter() - start)
+            clean += 1
+            for preset in ("realistic", "paper"):
+                art = simulate_sff(vol, z, seed=1000 + z, preset=preset, n_folds=1, return_flow=False)
+                det = detect_folds(art.image)
+                truth = art.alpha > 0.5
+                ious[preset].append((truth & det.mask).sum() / max((truth | det.mask).sum(), 1))
+    print("\n| fold model | found | mean band IoU of found |\n|---|---:|---:|")
+    for preset, values in ious.items():
+        v = np.array(values)
+        print(f"| {preset} | {np.sum(v >= 0.5)}/{len(v)} | {v[v >= 0.5].mean():.2f} |")
+    print(f"false folds: {false_folds} in {clean} clean sections; median {np.median(seconds) * 1e3:.0f} ms a section")
+    assert false_folds <= clean / 50
+    assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.9
+
+
+def test_precipitates_on_real_stacks(stacks):
+    """Pixel F1 against the simulated blobs (opacity > 0.5) on every third section."""
+    tp = fp = fn = 0
+    clean_px = []
+    for vol in stacks.values():
+        for z in range(0, len(vol), 3):
+            clean_px.append(detect_precipitates(vol[z])[0].mean())
+            art = simulate_sp(vol, z, seed=z)
+            mask, _ = detect_precipitates(art.image)
+            truth = art.alpha > 0.5
+            tp += (mask & truth).sum()
+            fp += (mask & ~truth).sum()
+            fn += (~mask & truth).sum()
+    f1 = 2 * tp / (2 * tp + fp + fn)
+    print(f"\nprecipitates: pixel F1 {f1:.3f} (precision {tp / (tp + fp):.2f}, recall {tp / (tp + fn):.2f}); "
+          f"clean sections: {np.mean(clean_px) * 100:.2f}% of pixels flagged")
+    assert f1 >= 0.75

@@ -116,6 +116,45 @@ def simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def detect(args: argparse.Namespace) -> int:
+    """Finds missing sections, folds and precipitates; writes the mask stack and a JSON report."""
+    from . import io
+    from .detect import detect_stack
+
+    src, masks_path = Path(args.input), Path(args.output)
+    report_path = Path(args.report) if args.report else None
+    targets = [masks_path] + ([report_path] if report_path else [])
+    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
+        raise SystemExit(f"emrestore detect: an output would overwrite the input {src}")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not args.overwrite:
+        raise SystemExit(f"emrestore detect: {', '.join(existing)} exist(s); pass --overwrite to replace")
+    volume = io.read_stack(src)
+    names = [f.stem for f in io.section_files(src)] if src.is_dir() else None
+    result = detect_stack(
+        volume,
+        ms={"min_similarity": args.ms_min_similarity},
+        sff={"strip_threshold": args.sff_band_threshold, "min_darkness": args.sff_min_darkness},
+        sp={"threshold": args.sp_threshold},
+        progress=not args.quiet,
+    )
+    io.write_stack(masks_path, result.masks, overwrite=args.overwrite, names=names,
+                   section_format="tif" if src.is_dir() and io.section_files(src)[0].suffix.lower() != ".png" else "png")
+    counts = {k: sum(k in s["verdict"] for s in result.sections) for k in ("ok", "ms", "sff", "sp")}
+    if report_path:
+        report = {"input": str(src), "masks": str(masks_path), "mask_bits": {"ms": 1, "sff": 2, "sp": 4},
+                  "counts": counts, "sections": result.sections}
+        if names is not None:
+            for s, name in zip(report["sections"], names):
+                s["name"] = name
+        tmp = report_path.with_name(f".{report_path.name}.tmp")
+        tmp.write_text(json.dumps(report, indent=1))
+        os.replace(tmp, report_path)
+    print(f"{len(volume)} sections: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> masks {masks_path}"
+          + (f", report {report_path}" if report_path else ""))
+    return 0
+
+
 def info(args: argparse.Namespace) -> int:
     from . import ops
 
@@ -149,6 +188,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=simulate)
+    p = sub.add_parser("detect", help="find missing sections, folds and precipitates in a stack",
+                       description="Reads IN (multi-page TIFF, .npy, or a folder of PNG/TIFF sections) and "
+                       "writes a mask stack (bits: ms 1, sff 2, sp 4) and optionally a JSON report with a "
+                       "verdict per section and the fold geometry. IN is never modified.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="MASKS", help="mask stack to write")
+    p.add_argument("--report", help="JSON report path")
+    p.add_argument("--ms-min-similarity", type=float, default=0.12,
+                   help="coarse correlation below which a section resembles no neighbour (default 0.12)")
+    p.add_argument("--sff-band-threshold", type=float, default=0.3,
+                   help="darkness (1 - band/surround, averaged along the fold) marking a fold band "
+                   "(default 0.3)")
+    p.add_argument("--sff-min-darkness", type=float, default=0.5,
+                   help="mean band darkness a fold needs along its length (default 0.5)")
+    p.add_argument("--sp-threshold", type=float, default=0.65,
+                   help="darkness against the local background marking precipitates (default 0.65)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=detect)
     args = parser.parse_args(argv)
     return args.func(args)
 

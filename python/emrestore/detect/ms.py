@@ -59,9 +59,11 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
                    whole_fraction: float = 0.9) -> list[MissingSection]:
     """Per section of ``stack`` [Z, H, W]: whether it is missing, wholly or partially, and where.
 
-    A section (or, locally, a region) is missing when its correlation with every section up to
-    ``reach`` away is below ``min_similarity`` and below ``drop`` times the correlation of those
-    neighbours with each other. ``flat_std``: a region whose intensity varies less than this (in
+    A section is missing when its correlation with every section up to ``reach`` away is below
+    ``min_similarity`` and below ``drop`` times what sections that far apart reach in this stack
+    (the median), while its neighbours still correlate with each other. A region is missing when
+    its local correlation with every neighbour is below half ``min_similarity`` and ``drop`` times
+    that of the neighbours with each other, confirmed over the whole region. ``flat_std``: a region whose intensity varies less than this (in
     [0, 1] units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest missing region
     reported. ``whole_fraction``: above it, the whole section is missing.
     """
@@ -80,16 +82,28 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
             pair[key] = 0.0 if section_flat[i] or section_flat[j] else _ncc(coarse[i], coarse[j])
         return pair[key]
 
+    # What correlation sections d apart usually reach in this stack (missing sections are rare, so
+    # the median is the intact tissue's): a section is judged against neighbours at its distance.
+    expected = {}
+    for d in range(1, min(reach, z_n - 1) + 1):
+        values = [corr(i, i + d) for i in range(z_n - d) if not (section_flat[i] or section_flat[i + d])]
+        expected[d] = float(np.median(values)) if values else 0.0
     win = max(5, (min(coarse[0].shape) // 4) | 1)
     results = []
     for z in range(z_n):
         near = neighbours(z)
         best = max((corr(z, i) for i in near), default=0.0)
         ref = max((corr(a, b) for a in near for b in near if a < b), default=0.0)
-        if section_flat[z] or (best < min_similarity and best < drop * ref and ref >= 2 * min_similarity):
+        # Present neighbours at distances where intact sections reliably correlate (the nearest
+        # always counts); with none, the section cannot be judged missing by its content.
+        usable = [i for i in near if not section_flat[i]
+                  and (abs(i - z) == 1 or expected[abs(i - z)] >= 2 * min_similarity)]
+        relative = max((corr(z, i) / expected[abs(i - z)] for i in usable if expected[abs(i - z)] > 0),
+                       default=1.0)
+        if section_flat[z] or (best < min_similarity and relative < drop and ref >= 2 * min_similarity):
             results.append(MissingSection("whole", np.ones((h, w), bool), 1.0, best, ref))
             continue
-        mask = _large_regions(_flat_region(stack[z], flat_std), partial_fraction)
+        mask = _large_regions(_flat_region(stack[z], flat_std), partial_fraction, thick=0.05 * min(h, w))
         # Local loss of correlation (noise fills), judged where the neighbours still correlate.
         if ref >= 2 * min_similarity and len(near) >= 2:
             good = [i for i in near if not section_flat[i]]
@@ -121,12 +135,19 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
     return results
 
 
-def _large_regions(region: np.ndarray, min_fraction: float) -> np.ndarray:
+def _large_regions(region: np.ndarray, min_fraction: float, thick: float = 0.0) -> np.ndarray:
+    """Connected parts of ``region`` covering at least ``min_fraction`` of the section and, with
+    ``thick``, reaching that far from their boundary somewhere (a fold's black band is flat too, but
+    long and narrow; a lost region is a broad area)."""
     labels, n = ndimage.label(region)
     if n == 0:
         return region
-    sizes = ndimage.sum(region, labels, range(1, n + 1)) / region.size
-    return np.isin(labels, 1 + np.flatnonzero(sizes >= min_fraction))
+    index = np.arange(1, n + 1)
+    keep = ndimage.sum(region, labels, index) / region.size >= min_fraction
+    if thick > 0 and keep.any():
+        depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
+        keep &= ndimage.maximum(depth, labels, index) >= thick
+    return np.isin(labels, index[keep])
 
 
 def _flat_region(section: np.ndarray, flat_std: float) -> np.ndarray:
@@ -134,4 +155,5 @@ def _flat_region(section: np.ndarray, flat_std: float) -> np.ndarray:
     noise makes real tissue vary everywhere)."""
     u = to_unit(section)
     var = cv2.blur(u * u, (5, 5)) - cv2.blur(u, (5, 5)) ** 2
-    return ndimage.binary_opening(var < flat_std ** 2, iterations=2)
+    return cv2.morphologyEx((var < flat_std ** 2).astype(np.uint8), cv2.MORPH_OPEN,
+                            np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8), iterations=2) > 0

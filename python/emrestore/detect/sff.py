@@ -1,0 +1,249 @@
+"""Support-film folds (SFF): a dark-band response, a weighted Hough transform of its ridges, and
+each candidate line verified and traced on profiles averaged along it.
+
+1. Band response: at half-widths of 4-40 px (at a working scale of at most ``max_side`` px), the
+   relative darkness of a band core against the ring around it, 1 - mean(core) / mean(ring): 1 for
+   a black band, about 1 - level for a film overlap at ``level`` times the content, low for
+   membranes (thinner than the smallest core).
+2. Candidates: the skeleton of the responding regions votes with the response in ``hough_lines``
+   (weighted votes); ``hough_peaks`` keeps lines whose votes cover a share of their chord.
+3. Verification and tracing: the section is resampled in a strip along each candidate line and
+   averaged over 32 px along it, so tissue averages out while a band stays. At every 8 px the band
+   is the dark run of the profile nearest the previous centre (it may drift: curved folds are
+   followed), its half-width measured at half its darkness; the longest run of positions with few
+   gaps is the fold. Folds that are not clearly dark must be long and of steady width: dark tissue
+   lines up only over short stretches.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .. import ops
+from .ms import to_unit
+
+HALF_WIDTHS = (4, 6, 9, 13, 19, 28, 40)  # folds are >= 5 px half-width; membranes 1-2
+
+
+@dataclass
+class Fold:
+    centre: np.ndarray  # [P, 2] centre polyline (x, y) in pixels of the section
+    half_width: np.ndarray  # [P] band half-width at each vertex
+    darkness: float  # mean band response along the fold (0..1)
+    length: float  # polyline length in pixels
+
+
+@dataclass
+class FoldDetection:
+    folds: list[Fold] = field(default_factory=list)
+    mask: np.ndarray | None = None  # bool [H, W], the fold bands
+    response: np.ndarray | None = None  # band response at the working scale (for inspection)
+
+
+def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
+    """Binary opening with a 3 x 3 square (OpenCV: far faster than scipy on large masks)."""
+    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8),
+                            iterations=iterations) > 0
+
+
+def band_response(u: np.ndarray, half_widths=HALF_WIDTHS) -> tuple[np.ndarray, np.ndarray]:
+    """Relative darkness of the best-matching band at each pixel, and that band's half-width."""
+    best = np.zeros_like(u)
+    width = np.zeros_like(u)
+    for w in half_widths:
+        core_k = 2 * int(round(0.6 * w)) + 1
+        outer_k = 6 * w + 1
+        core = cv2.blur(u, (core_k, core_k))
+        s_out = cv2.blur(u, (outer_k, outer_k)) * outer_k * outer_k
+        s_in = cv2.blur(u, (2 * w + 1, 2 * w + 1)) * (2 * w + 1) ** 2
+        ring = (s_out - s_in) / (outer_k * outer_k - (2 * w + 1) ** 2)
+        d = np.clip(1 - core / np.maximum(ring, 1e-3), 0, 1)
+        better = d > best
+        best[better] = d[better]
+        width[better] = w
+    return best, width
+
+
+def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: float = 0.3,
+                 line_fraction: float = 0.15, strip_threshold: float = 0.3, min_darkness: float = 0.5,
+                 dark_fold: float = 0.75, min_length: float = 0.15, max_folds: int = 6,
+                 vote_side: int = 512) -> FoldDetection:
+    """Finds folds in one section [H, W].
+
+    ``vote_threshold``: band response that casts Hough votes. ``line_fraction``: share of a line's
+    chord its votes must cover to be a candidate. ``strip_threshold``: darkness of the averaged
+    profile (1 - profile / its median) that marks the band. ``min_darkness``: the mean band darkness
+    a fold needs; below ``dark_fold`` it must also be twice ``min_length`` long with a steady width.
+    ``min_length``: the shortest fold, as a fraction of the section's smaller side.
+    """
+    h, w = section.shape
+    factor = max(1, int(math.ceil(max(h, w) / max_side)))
+    u = to_unit(section)
+    if factor > 1:
+        u = cv2.resize(u, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    hs, ws = u.shape
+    # Candidates come from a coarser copy (at most vote_side px): the strip tracing that verifies
+    # them runs at the working scale.
+    f2 = max(1, int(math.ceil(max(hs, ws) / vote_side)))
+    uv = cv2.resize(u, (ws // f2, hs // f2), interpolation=cv2.INTER_AREA) if f2 > 1 else u
+    widths = [s // f2 for s in HALF_WIDTHS if s // f2 >= 2 and 6 * (s // f2) + 1 < min(uv.shape)]
+    resp, _ = band_response(uv, sorted(set(widths)))
+    # Ridges: the skeleton of the responding regions (after an opening that drops thin dark lines
+    # such as membranes), along which a fold's votes line up.
+    from skimage.morphology import skeletonize
+
+    ridge = skeletonize(opening(resp > vote_threshold, 2))
+    votes = torch.from_numpy((ridge * resp).astype(np.float32))
+    acc, thetas, rhos = ops.hough_lines(votes)
+    peaks = ops.hough_peaks(acc, thetas, rhos, num_peaks=3 * max_folds,
+                            min_distance=int(2 * HALF_WIDTHS[-1] / f2), min_angle=8,
+                            line_fraction=line_fraction * vote_threshold, image_shape=uv.shape)
+    # Lines in the coarse copy's pixels to lines in the working scale's (pixel centres map as
+    # x = f2 x' + (f2 - 1) / 2).
+    lines = [(float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
+             for _, t, r in zip(*peaks)]
+    kept: list[tuple[Fold, np.ndarray]] = []
+    for theta, rho in lines:
+        side = min(hs, ws)
+        fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
+                            min_length=min_length * side)
+        if fold is None or fold.darkness < min_darkness:
+            continue
+        # Dark tissue can line up over a short stretch with a moderate darkness; a fold that is not
+        # clearly dark must be long and of steady width.
+        steady = fold.half_width.std() <= 0.3 * fold.half_width.mean()
+        if fold.darkness < dark_fold and not (fold.length >= 2 * min_length * side and steady):
+            continue
+        corridor = _corridor(fold, hs, ws)
+        # A curved fold answers on several tangent lines: overlapping traces are one fold (the
+        # longest trace is its geometry).
+        for k, (other, other_corridor) in enumerate(kept):
+            if (corridor & other_corridor).sum() > 0.2 * min(corridor.sum(), other_corridor.sum()):
+                if fold.length > other.length:
+                    kept[k] = (fold, corridor)
+                break
+        else:
+            kept.append((fold, corridor))
+        if len(kept) == max_folds:
+            break
+    folds = [f for f, _ in kept]
+    mask = np.zeros((hs, ws), bool)
+    for _, corridor in kept:
+        mask |= corridor
+    if factor > 1:
+        mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+        for f in folds:
+            f.centre = f.centre * factor + (factor - 1) / 2
+            f.half_width = f.half_width * factor
+            f.length *= factor
+    return FoldDetection(folds=folds, mask=mask, response=resp)  # response at the vote scale
+
+
+def _corridor(fold: Fold, hs: int, ws: int) -> np.ndarray:
+    """Pixels within the band half-width (+1 px) of the fold's centre polyline."""
+    canvas = np.zeros((hs, ws), np.uint8)
+    pts = np.rint(fold.centre).astype(np.int32)
+    for (a, b, hw) in zip(pts[:-1], pts[1:], fold.half_width[:-1]):
+        cv2.line(canvas, tuple(int(v) for v in a), tuple(int(v) for v in b), 1,
+                 thickness=max(1, int(round(2 * hw + 2))))
+    return canvas > 0
+
+
+def _strip(u: np.ndarray, origin, d, n, t0: float, t1: float, search: int) -> tuple[np.ndarray, np.ndarray]:
+    """The image resampled along a line: rows are offsets -search..search along the normal n,
+    columns positions t0..t1 (1 px apart) along the direction d. Outside the image: NaN."""
+    ts = np.arange(t0, t1 + 1e-6, 1.0, dtype=np.float32)
+    offs = np.arange(-search, search + 1, dtype=np.float32)
+    map_x = (origin[0] + ts[None, :] * d[0] + offs[:, None] * n[0]).astype(np.float32)
+    map_y = (origin[1] + ts[None, :] * d[1] + offs[:, None] * n[1]).astype(np.float32)
+    strip = cv2.remap(u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    return strip, ts
+
+
+def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8, search=80,
+                 max_drift=4.0, min_half=3.0):
+    """Follows a band along the line x cos(theta) + y sin(theta) = rho on profiles averaged over
+    ``window`` px along the line (tissue averages out, a band does not). At each position the band
+    is the run of offsets darker than ``band_threshold`` (1 - profile / the profile's median),
+    nearest the previous centre; its half-width is the run's half-length at half its peak darkness.
+    """
+    hs, ws = u.shape
+    n = np.array([math.cos(theta), math.sin(theta)])
+    d = np.array([-n[1], n[0]])
+    origin = rho * n
+    ts = [(np.array(c, float) - origin) @ d for c in ((0, 0), (ws - 1, 0), (0, hs - 1), (ws - 1, hs - 1))]
+    strip, tpos = _strip(u, origin, d, n, min(ts), max(ts), search)
+    valid = np.isfinite(strip)
+    filled = np.where(valid, strip, 0).astype(np.float32)
+    k = (window, 1)
+    count = cv2.blur(valid.astype(np.float32), k, borderType=cv2.BORDER_CONSTANT)
+    mean = cv2.blur(filled, k, borderType=cv2.BORDER_CONSTANT) / np.maximum(count, 1e-6)
+    mean[count < 0.5] = np.nan
+    offs = np.arange(-search, search + 1)
+    samples = []
+    centre = None  # tracked band centre (offset); None: acquire the run nearest the Hough line
+    misses = 0  # positions since the band was last seen: the allowed drift grows with them
+    for j in range(window // 2, len(tpos) - window // 2, step):
+        prof = mean[:, j]
+        ok = np.isfinite(prof)
+        if ok.sum() < search:  # mostly outside the section
+            samples.append(None)
+            continue
+        bg = np.nanmedian(prof)
+        dark = np.where(ok, 1 - prof / max(bg, 1e-3), 0)
+        labels, count_runs = ndimage.label(dark > band_threshold)
+        if count_runs == 0:
+            samples.append(None)
+            misses += 1
+            continue
+        runs = [np.flatnonzero(labels == r) for r in range(1, count_runs + 1)]
+        expect = 0.0 if centre is None else centre
+        idx = min(runs, key=lambda i: abs(offs[i].mean() - expect))
+        c = float(offs[idx].mean())
+        if centre is not None and abs(c - centre) > max_drift * (1 + misses):
+            samples.append(None)
+            misses += 1
+            continue
+        # Width at half the band's peak darkness.
+        peak = dark[idx].max()
+        lo, hi = idx[0], idx[-1]
+        while lo > 0 and dark[lo - 1] > 0.5 * peak:
+            lo -= 1
+        while hi < len(dark) - 1 and dark[hi + 1] > 0.5 * peak:
+            hi += 1
+        half = 0.5 * (hi - lo + 1)
+        if half < min_half:
+            samples.append(None)
+            misses += 1
+            continue
+        misses = 0
+        centre = c if centre is None else 0.5 * centre + 0.5 * c
+        middle = 0.5 * (offs[lo] + offs[hi])
+        samples.append((origin + tpos[j] * d + middle * n, half, float(dark[idx].mean())))
+    best, cur, gap = [], [], 0
+    for s in samples:
+        if s is None:
+            gap += 1
+            if gap > 4 and cur:
+                best, cur = (cur if len(cur) > len(best) else best), []
+            continue
+        gap = 0
+        cur.append(s)
+    best = cur if len(cur) > len(best) else best
+    if len(best) < 2:
+        return None
+    pts = np.array([p for p, _, _ in best])
+    # Extend half a window at both ends: the profiles there average over the fold's last pixels.
+    ext = window / 2 * (pts[-1] - pts[0]) / max(np.linalg.norm(pts[-1] - pts[0]), 1e-6)
+    pts[0] -= ext
+    pts[-1] += ext
+    length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
+    if length < min_length:
+        return None
+    return Fold(centre=pts, half_width=np.array([hw for _, hw, _ in best]),
+                darkness=float(np.mean([dk for _, _, dk in best])), length=length)

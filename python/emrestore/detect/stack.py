@@ -1,0 +1,81 @@
+"""Detection over a whole stack: per section a verdict (several artifacts may apply), one mask bit
+per artifact type (ms 1, sff 2, sp 4, as the simulator writes them) and the fold geometry."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..simulate._common import BITS
+from .ms import detect_missing
+from .sff import detect_folds
+from .sp import detect_precipitates
+
+
+@dataclass
+class StackDetection:
+    masks: np.ndarray  # uint8 [Z, H, W], bits ms 1, sff 2, sp 4
+    sections: list[dict] = field(default_factory=list)  # JSON-ready verdict and geometry per section
+
+
+def _check_stack(stack) -> np.ndarray:
+    if not isinstance(stack, np.ndarray):
+        raise TypeError(f"detect: expected a numpy stack [Z, H, W]; got {type(stack).__name__}")
+    if stack.ndim != 3:
+        raise ValueError(f"detect: expected a stack [Z, H, W]; got shape {stack.shape}")
+    if stack.shape[0] == 0:
+        raise ValueError("detect: the stack is empty (0 sections)")
+    if stack.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise TypeError(f"detect: expected uint8, uint16, float32 or float64; got {stack.dtype}")
+    if stack.dtype.kind == "f" and not np.isfinite(stack).all():
+        raise ValueError("detect: the stack contains NaN or infinite values")
+    return stack
+
+
+def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None = None,
+                 sp: dict | None = None, progress: bool = False) -> StackDetection:
+    """Finds missing sections, folds and precipitates in ``stack`` [Z, H, W].
+
+    ``ms``, ``sff`` and ``sp`` pass thresholds to ``detect_missing``, ``detect_folds`` and
+    ``detect_precipitates``. Folds and precipitates are not searched in missing areas.
+    """
+    stack = _check_stack(stack)
+    missing = detect_missing(stack, **(ms or {}))
+    masks = np.zeros(stack.shape, np.uint8)
+    sections = []
+    iterator = range(len(stack))
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(iterator, desc="detect", unit="section")
+    for z in iterator:
+        m = missing[z]
+        record: dict = {"index": z, "verdict": [], "ms": {"kind": m.kind, "fraction": round(m.fraction, 4),
+                                                           "similarity": round(m.similarity, 4)}}
+        if m.kind != "ok":
+            record["verdict"].append("ms")
+            masks[z][m.mask] |= BITS["ms"]
+        if m.kind != "whole":
+            folds = detect_folds(stack[z], **(sff or {}))
+            fold_mask = folds.mask & ~m.mask
+            # The edge of a blank region looks like a band's edge: folds must lie in present tissue.
+            if folds.folds and fold_mask.sum() < 0.5 * folds.mask.sum():
+                folds.folds, fold_mask = [], np.zeros_like(fold_mask)
+            if folds.folds:
+                record["verdict"].append("sff")
+                masks[z][fold_mask] |= BITS["sff"]
+            record["folds"] = [{"centre": np.round(f.centre, 1).tolist(),
+                                "half_width": np.round(f.half_width, 1).tolist(),
+                                "darkness": round(f.darkness, 3), "length": round(f.length, 1)}
+                               for f in folds.folds]
+            blobs, _ = detect_precipitates(stack[z], **(sp or {}))
+            blobs &= ~m.mask & ~fold_mask
+            if blobs.any():
+                record["verdict"].append("sp")
+                masks[z][blobs] |= BITS["sp"]
+            record["sp"] = {"fraction": round(float(blobs.mean()), 5)}
+        if not record["verdict"]:
+            record["verdict"] = ["ok"]
+        sections.append(record)
+    return StackDetection(masks=masks, sections=sections)

@@ -1,0 +1,113 @@
+"""Fold and precipitate detection, whole-stack detection and the detect command, on the phantom
+degraded by the simulator (no external data)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from emrestore import cli, io
+from emrestore.detect import detect_folds, detect_precipitates, detect_stack
+from emrestore.phantom import make_phantom
+from emrestore.simulate import simulate_sff, simulate_sp, simulate_stack
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return make_phantom((6, 512, 512), seed=4).raw
+
+
+def iou(a, b):
+    return (a & b).sum() / max((a | b).sum(), 1)
+
+
+def test_no_fold_in_clean_tissue(clean):
+    assert [len(detect_folds(s).folds) for s in clean] == [0] * len(clean)
+
+
+@pytest.mark.parametrize("preset", ["paper", "realistic"])
+def test_dark_folds_are_found_and_outlined(clean, preset):
+    for z in range(len(clean)):
+        art = simulate_sff(clean, z, seed=z, preset=preset, n_folds=1, black_band=1.0, partial=0.0,
+                           return_flow=False)
+        det = detect_folds(art.image)
+        assert len(det.folds) == 1, (preset, z)
+        assert iou(det.mask, art.alpha > 0.5) >= 0.5, (preset, z)
+        # The traced centre line lies on the true one.
+        true = np.array(art.params["folds"][0]["vertices"])
+        d = true[-1] - true[0]
+        normal = np.array([-d[1], d[0]]) / np.linalg.norm(d)
+        offsets = (det.folds[0].centre - true[0]) @ normal
+        assert np.abs(offsets).max() < 12 if preset == "paper" else 40
+
+
+def test_a_partial_curved_fold_is_traced_to_its_end(clean):
+    hits = 0
+    for z in range(len(clean)):
+        art = simulate_sff(clean, z, seed=100 + z, n_folds=1, partial=1.0, black_band=1.0, bend=(0.02, 0.04),
+                           return_flow=False)
+        det = detect_folds(art.image)
+        fold = art.params["folds"][0]
+        if not det.folds:
+            continue
+        hits += iou(det.mask, art.alpha > 0.5) >= 0.5
+        # The detected fold does not run on past the end of the true one by more than a window.
+        true = np.array(fold["vertices"])
+        span = np.linalg.norm(true[-1] - true[0])
+        found = det.folds[0].centre
+        assert np.linalg.norm(found[-1] - found[0]) <= span + 40
+    assert hits >= len(clean) - 1
+
+
+def test_precipitates_are_found(clean):
+    for z in range(3):
+        art = simulate_sp(clean, z, seed=z, caps=(0, 0, 1, 0, 0), contrast=None)  # one 15-30k px blob
+        mask, soft = detect_precipitates(art.image)
+        truth = art.alpha > 0.5
+        recall = (mask & truth).sum() / truth.sum()
+        precision = (mask & truth).sum() / max(mask.sum(), 1)
+        # The phantom's mitochondria are darker than real ones: some of them pass as precipitates.
+        assert recall > 0.8 and precision > 0.5, (z, recall, precision)
+        assert soft.shape == mask.shape and soft.max() <= 1 and (soft[~mask] == 0).all()
+
+
+def test_detect_stack_verdicts_and_mask_bits(clean):
+    sim = simulate_stack(clean, {"ms": 0.2, "sff": 0.2}, seed=3, sff={"black_band": 1.0, "partial": 0.0})
+    result = detect_stack(sim.volume)
+    truth = {s["index"]: {a["kind"] for a in s["artifacts"]} for s in sim.manifest["sections"]}
+    for z, section in enumerate(result.sections):
+        bits = int(np.bitwise_or.reduce(result.masks[z].ravel()))
+        assert bits == sum({"ms": 1, "sff": 2, "sp": 4}[k] for k in section["verdict"] if k != "ok")
+        if "ms" in truth.get(z, ()):
+            assert "ms" in section["verdict"] and "sff" not in section["verdict"]
+        if "sff" in truth.get(z, ()):
+            assert "sff" in section["verdict"] and section["folds"]
+
+
+def test_detect_rejects_bad_stacks():
+    with pytest.raises(ValueError, match=r"\[Z, H, W\]"):
+        detect_stack(np.zeros((8, 8), np.uint8))
+    with pytest.raises(ValueError, match="empty"):
+        detect_stack(np.zeros((0, 8, 8), np.uint8))
+    with pytest.raises(TypeError, match="int32"):
+        detect_stack(np.zeros((3, 8, 8), np.int32))
+    with pytest.raises(ValueError, match="NaN"):
+        detect_stack(np.full((3, 8, 8), np.nan, np.float32))
+
+
+def test_detect_command(tmp_path, clean, capsys):
+    sim = simulate_stack(clean, {"ms": 0.2}, seed=0)
+    io.write_stack(tmp_path / "in.tif", sim.volume)
+    before = (tmp_path / "in.tif").read_bytes()
+    args = ["detect", str(tmp_path / "in.tif"), "-o", str(tmp_path / "masks.tif"), "--report",
+            str(tmp_path / "report.json"), "--quiet"]
+    assert cli.main(args) == 0
+    assert "masks" in capsys.readouterr().out
+    assert (tmp_path / "in.tif").read_bytes() == before
+    masks = io.read_stack(tmp_path / "masks.tif")
+    report = json.loads((tmp_path / "report.json").read_text())
+    missing = {s["index"] for s in sim.manifest["sections"]}
+    assert {s["index"] for s in report["sections"] if "ms" in s["verdict"]} == missing
+    assert {z for z in range(len(masks)) if (masks[z] & 1).any()} == missing
+    with pytest.raises(SystemExit, match="--overwrite"):
+        cli.main(args)
