@@ -70,7 +70,7 @@ def band_response(u: np.ndarray, half_widths=HALF_WIDTHS) -> tuple[np.ndarray, n
 
 
 def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: float = 0.3,
-                 line_fraction: float = 0.15, strip_threshold: float = 0.3, min_darkness: float = 0.5,
+                 line_fraction: float = 0.15, strip_threshold: float = 0.3, min_darkness: float = 0.4,
                  dark_fold: float = 0.75, min_length: float = 0.15, max_folds: int = 6,
                  vote_side: int = 512) -> FoldDetection:
     """Finds folds in one section [H, W].
@@ -78,7 +78,8 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     ``vote_threshold``: band response that casts Hough votes. ``line_fraction``: share of a line's
     chord its votes must cover to be a candidate. ``strip_threshold``: darkness of the averaged
     profile (1 - profile / its median) that marks the band. ``min_darkness``: the mean band darkness
-    a fold needs; below ``dark_fold`` it must also be twice ``min_length`` long with a steady width.
+    a fold needs; below ``dark_fold`` it must also be 2.5 ``min_length`` long with a steady width
+    (half-width varying by at most 25%).
     ``min_length``: the shortest fold, as a fraction of the section's smaller side.
     """
     h, w = section.shape
@@ -116,8 +117,9 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
             continue
         # Dark tissue can line up over a short stretch with a moderate darkness; a fold that is not
         # clearly dark must be long and of steady width.
-        steady = fold.half_width.std() <= 0.3 * fold.half_width.mean()
-        if fold.darkness < dark_fold and not (fold.length >= 2 * min_length * side and steady):
+        middle = fold.half_width[len(fold.half_width) // 5: len(fold.half_width) - len(fold.half_width) // 5]
+        steady = middle.std() <= 0.25 * middle.mean()  # partial folds taper at their ends
+        if fold.darkness < dark_fold and not (fold.length >= 2.5 * min_length * side and steady):
             continue
         corridor = _corridor(fold, hs, ws)
         # A curved fold answers on several tangent lines: overlapping traces are one fold (the
@@ -145,12 +147,12 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
 
 
 def _corridor(fold: Fold, hs: int, ws: int) -> np.ndarray:
-    """Pixels within the band half-width (+1 px) of the fold's centre polyline."""
+    """Pixels within the band half-width of the fold's centre polyline."""
     canvas = np.zeros((hs, ws), np.uint8)
     pts = np.rint(fold.centre).astype(np.int32)
     for (a, b, hw) in zip(pts[:-1], pts[1:], fold.half_width[:-1]):
         cv2.line(canvas, tuple(int(v) for v in a), tuple(int(v) for v in b), 1,
-                 thickness=max(1, int(round(2 * hw + 2))))
+                 thickness=max(1, int(round(2 * hw))))
     return canvas > 0
 
 
@@ -217,14 +219,17 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
         while hi < len(dark) - 1 and dark[hi + 1] > 0.5 * peak:
             hi += 1
         half = 0.5 * (hi - lo + 1)
-        if half < min_half:
+        darkness = float(dark[idx].mean())
+        seen = [x[2] for x in samples[-8:] if x is not None]
+        # Too narrow, or far paler than the band so far (the fold has ended; tissue goes on).
+        if half < min_half or (len(seen) >= 3 and darkness < 0.75 * float(np.median(seen))):
             samples.append(None)
             misses += 1
             continue
         misses = 0
         centre = c if centre is None else 0.5 * centre + 0.5 * c
         middle = 0.5 * (offs[lo] + offs[hi])
-        samples.append((origin + tpos[j] * d + middle * n, half, float(dark[idx].mean())))
+        samples.append((origin + tpos[j] * d + middle * n, half, darkness))
     best, cur, gap = [], [], 0
     for s in samples:
         if s is None:
@@ -235,6 +240,13 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
         gap = 0
         cur.append(s)
     best = cur if len(cur) > len(best) else best
+    # Trim pale ends: past a partial fold's end the profile may still catch dark tissue.
+    if len(best) >= 4:
+        typical = float(np.median([dk for _, _, dk in best]))
+        while len(best) > 2 and best[0][2] < 0.75 * typical:
+            best = best[1:]
+        while len(best) > 2 and best[-1][2] < 0.75 * typical:
+            best = best[:-1]
     if len(best) < 2:
         return None
     pts = np.array([p for p, _, _ in best])
