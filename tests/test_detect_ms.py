@@ -1,7 +1,6 @@
 """Missing-section detection on the phantom degraded by the simulator: every missing section found,
 whole and partial, no false alarm on clean stacks, masks where the loss is."""
 
-import numpy as np
 import pytest
 
 from emrestore.detect import detect_missing

@@ -1,7 +1,6 @@
 """The artifact simulators: determinism, masks equal to the changed pixels, the published formulas,
 fold geometry and flows, stack plans, and errors on bad input."""
 
-import math
 
 import numpy as np
 import pytest

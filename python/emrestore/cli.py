@@ -55,7 +55,7 @@ def bench(args: argparse.Namespace) -> int:
             t_ext = _median_seconds(lambda: run(ops.sepconv), args.repeats)
             t_ref = _median_seconds(lambda: run(reference.sepconv_loop), max(1, args.repeats // 3))
             rows.append((f"{b}x{c}x{h}x{w} K={k}", label, t_ext, t_ref, flops))
-    print(f"\n| case | pass | emrestore ms | reference loop ms | speed-up | emrestore GFLOP/s |")
+    print("\n| case | pass | emrestore ms | reference loop ms | speed-up | emrestore GFLOP/s |")
     print("|---|---|---:|---:|---:|---:|")
     for case, label, t_ext, t_ref, flops in rows:
         gflops = flops / t_ext / 1e9 if label == "forward" else float("nan")
