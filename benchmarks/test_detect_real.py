@@ -16,6 +16,7 @@ import pytest
 
 from emrestore import io
 from emrestore.detect import detect_folds, detect_missing, detect_precipitates
+from emrestore.detect.sp import strongest_core
 from emrestore.simulate import simulate_sff, simulate_sp, simulate_stack
 
 DATA = Path(os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -83,17 +84,21 @@ def test_folds_on_real_stacks(stacks):
 def test_precipitates_on_real_stacks(stacks):
     """Pixel F1 against the simulated blobs (opacity > 0.5) on every third section."""
     tp = fp = fn = 0
-    clean_px = []
+    clean_px, clean_called, sp_called = [], [], []
     for vol in stacks.values():
         for z in range(0, len(vol), 3):
-            clean_px.append(detect_precipitates(vol[z])[0].mean())
+            clean_mask = detect_precipitates(vol[z])[0]
+            clean_px.append(clean_mask.mean())
+            clean_called.append(strongest_core(vol[z], clean_mask) >= 0.85)
             art = simulate_sp(vol, z, seed=z)
             mask, _ = detect_precipitates(art.image)
+            sp_called.append(strongest_core(art.image, mask) >= 0.85)
             truth = art.alpha > 0.5
             tp += (mask & truth).sum()
             fp += (mask & ~truth).sum()
             fn += (~mask & truth).sum()
     f1 = 2 * tp / (2 * tp + fp + fn)
     print(f"\nprecipitates: pixel F1 {f1:.3f} (precision {tp / (tp + fp):.2f}, recall {tp / (tp + fn):.2f}); "
-          f"clean sections: {np.mean(clean_px) * 100:.2f}% of pixels flagged")
+          f"clean sections: {np.mean(clean_px) * 100:.2f}% of pixels flagged; section verdict (core >= 0.85): "
+          f"{np.mean(sp_called) * 100:.0f}% of precipitate sections called, {np.mean(clean_called) * 100:.0f}% of clean ones")
     assert f1 >= 0.75

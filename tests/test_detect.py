@@ -111,3 +111,14 @@ def test_detect_command(tmp_path, clean, capsys):
     assert {z for z in range(len(masks)) if (masks[z] & 1).any()} == missing
     with pytest.raises(SystemExit, match="--overwrite"):
         cli.main(args)
+
+
+def test_a_dark_stain_makes_the_section_verdict(clean):
+    stack = clean.copy()
+    art = simulate_sp(clean, 2, seed=0, caps=(0, 0, 1, 0, 0), darkness=0.9, contrast=None)
+    stack[2] = art.image
+    result = detect_stack(stack)
+    assert "sp" in result.sections[2]["verdict"]
+    assert result.sections[2]["sp"]["core"] >= 0.85
+    called = (result.masks[2] & 4) > 0
+    assert (called & (art.alpha > 0.5)).sum() > 0.8 * (art.alpha > 0.5).sum()

@@ -138,6 +138,7 @@ def detect(args: argparse.Namespace) -> int:
         ms={"min_similarity": args.ms_min_similarity},
         sff={"strip_threshold": args.sff_band_threshold, "min_darkness": args.sff_min_darkness},
         sp={"threshold": args.sp_threshold},
+        sp_verdict=args.sp_verdict,
         progress=not args.quiet,
     )
     io.write_stack(masks_path, result.masks, overwrite=args.overwrite, names=names,
@@ -236,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="mean band darkness a fold needs along its length (default 0.4)")
     p.add_argument("--sp-threshold", type=float, default=0.65,
                    help="darkness against the local background marking precipitates (default 0.65)")
+    p.add_argument("--sp-verdict", type=float, default=0.85,
+                   help="core darkness a blob needs for the section to be called sp (default 0.85)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=detect)

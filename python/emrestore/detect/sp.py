@@ -73,3 +73,24 @@ def detect_precipitates(section: np.ndarray, *, max_side: int = 1024, max_radius
         grown = cv2.resize(grown.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
         soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
     return grown, soft
+
+
+def strongest_core(section: np.ndarray, mask: np.ndarray, *, max_side: int = 1024, max_radius: int = 96) -> float:
+    """The highest core darkness (mean of the darker half) among the blobs of ``mask``: how sure the
+    section's precipitate verdict can be (dark organelles reach about 0.8, dense stains more)."""
+    if not mask.any():
+        return 0.0
+    h, w = section.shape
+    factor = max(1, int(math.ceil(max(h, w) / max_side)))
+    u = to_unit(section)
+    m = mask
+    if factor > 1:
+        u = cv2.resize(u, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+        m = cv2.resize(mask.astype(np.uint8), (w // factor, h // factor), interpolation=cv2.INTER_NEAREST) > 0
+    dark = darkness_map(cv2.GaussianBlur(u, (0, 0), 1.0), max_radius // factor)
+    labels, n = ndimage.label(m)
+    best = 0.0
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        values = np.sort(dark[sl][labels[sl] == i])
+        best = max(best, float(values[len(values) // 2:].mean()))
+    return best
