@@ -28,6 +28,7 @@ from .. import ops
 from .ms import to_unit
 
 HALF_WIDTHS = (4, 6, 9, 13, 19, 28, 40)  # folds are >= 5 px half-width; membranes 1-2
+MAX_GAP = 4  # positions (8 px apart) a traced band may vanish for and still be one fold
 
 
 @dataclass
@@ -234,7 +235,7 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
     for s in samples:
         if s is None:
             gap += 1
-            if gap > 4 and cur:
+            if gap > MAX_GAP and cur:
                 best, cur = (cur if len(cur) > len(best) else best), []
             continue
         gap = 0
