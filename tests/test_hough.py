@@ -46,6 +46,13 @@ def test_binary_accumulator_equals_scikit_image(shape, theta):
     np.testing.assert_array_equal(ref[0].numpy(), expected.astype(np.int32))
 
 
+def test_dense_images():
+    img = edges((300, 300), 0.8, seed=7)  # 72k voting pixels, bins with hundreds of votes
+    expected, _, _ = hough_line(img, theta=np.linspace(-np.pi / 2, np.pi / 2, 30, endpoint=False))
+    acc, _, _ = ops.hough_lines(img, np.linspace(-np.pi / 2, np.pi / 2, 30, endpoint=False))
+    np.testing.assert_array_equal(acc.numpy(), expected.astype(np.int32))
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_weighted_votes_add_the_pixel_values(dtype):
     img = edges((48, 80), 0.1, 3)
