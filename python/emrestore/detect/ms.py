@@ -5,8 +5,9 @@ real neighbouring sections correlate clearly and an empty acquisition does not. 
 when it resembles none of the sections up to ``reach`` away while those resemble each other. Inside
 an otherwise present section, a region is missing when it is flat (blank or constant: no imaging
 noise at all), or when its local correlation with every neighbour is lost while the neighbours
-still correlate there. Featureless tissue (e.g. a lumen), where neighbours do not correlate either,
-is never flagged.
+still correlate there, or when it correlates poorly and lacks the coarse structure its neighbours
+show there (an empty acquisition is noise, without cells at that scale). Featureless tissue (e.g. a
+lumen), where neighbours do not correlate either, is never flagged.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def _local_ncc(a: np.ndarray, b: np.ndarray, win: int) -> np.ndarray:
     return cov / np.sqrt(np.maximum(va * vb, 1e-12))
 
 
+def _local_var(a: np.ndarray, win: int) -> np.ndarray:
+    return np.maximum(cv2.blur(a * a, (win, win)) - cv2.blur(a, (win, win)) ** 2, 0)
+
+
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     a, b = a - a.mean(), b - b.mean()
     return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
@@ -63,7 +68,9 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
     ``min_similarity`` and below ``drop`` times what sections that far apart reach in this stack
     (the median), while its neighbours still correlate with each other. A region is missing when
     its local correlation with every neighbour is below half ``min_similarity`` and ``drop`` times
-    that of the neighbours with each other, confirmed over the whole region. ``flat_std``: a region whose intensity varies less than this (in
+    that of the neighbours with each other (or below ``min_similarity`` where its coarse variance is
+    under 0.3 of the neighbours'), confirmed over the whole region (below ``min_similarity`` and
+    ``drop`` times the neighbours' correlation there). ``flat_std``: a region whose intensity varies less than this (in
     [0, 1] units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest missing region
     reported. ``whole_fraction``: above it, the whole section is missing.
     """
@@ -111,8 +118,13 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
             loc_ref = np.max([_local_ncc(coarse[a], coarse[b], win) for a in good for b in good if a < b]
                              or [np.zeros_like(coarse[z])], axis=0)
             # Stricter than for whole sections: windows hold fewer independent samples, and only
-            # larger regions count.
-            lost = (loc_best < 0.5 * min_similarity) & (loc_best < drop * loc_ref) & (loc_ref >= 3 * min_similarity)
+            # larger regions count. Two kinds of evidence: correlation lost where the neighbours
+            # keep theirs, or correlation low where the section has lost the coarse structure its
+            # neighbours show (an empty acquisition is noise, without cells at this scale).
+            structure = _local_var(coarse[z], win) / np.maximum(
+                np.max([_local_var(coarse[i], win) for i in good], axis=0), 1e-12)
+            lost = ((loc_best < 0.5 * min_similarity) & (loc_best < drop * loc_ref) & (loc_ref >= 3 * min_similarity)) \
+                | ((structure < 0.3) & (loc_best < min_similarity))
             lost = ndimage.binary_closing(ndimage.binary_opening(lost, iterations=2), iterations=win // 2)
             lost = _large_regions(lost, 2 * partial_fraction)
             # Confirm each candidate region with the correlation over all of its pixels (far more
@@ -123,7 +135,7 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
                 best_r = max(_ncc(coarse[z][region], coarse[j][region]) for j in good)
                 ref_r = max((_ncc(coarse[a][region], coarse[b][region]) for a in good for b in good if a < b),
                             default=0.0)
-                if not (best_r < 0.5 * min_similarity and best_r < drop * ref_r):
+                if not (best_r < min_similarity and best_r < drop * ref_r):
                     lost[region] = False
             if lost.any():
                 mask |= cv2.resize(lost.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
