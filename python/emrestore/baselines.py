@@ -21,8 +21,7 @@ import numpy as np
 import torch
 
 from . import ops
-
-MS_BIT = 1
+from .simulate import MS
 
 
 def _check(stack, masks):
@@ -122,7 +121,7 @@ def inpaint(stack, masks):
     fallback = linear(stack, masks)
     out = fallback.copy()
     for z in np.flatnonzero(masks.reshape(len(masks), -1).any(1)):
-        if (masks[z] & MS_BIT).any():
+        if (masks[z] & MS).any():
             continue  # missing content: nothing in the section to inpaint from
         region = (masks[z] > 0).astype(np.uint8)
         u8 = _to_u8(stack[z])

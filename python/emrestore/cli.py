@@ -70,6 +70,35 @@ def _default_beside(out: Path, tag: str, suffix: str | None = None) -> Path:
     return out.with_name(out.name[: len(out.name) - len(keep)] + tag + (keep if suffix is None else suffix))
 
 
+def _check_outputs(command: str, src: Path, targets: list[Path], overwrite: bool) -> None:
+    """Refuses outputs that would replace the input, coincide, or exist (without --overwrite)."""
+    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
+        raise SystemExit(f"emrestore {command}: an output would overwrite the input {src}")
+    if len({t.resolve() for t in targets}) != len(targets):
+        raise SystemExit(f"emrestore {command}: output paths must differ; got {[str(t) for t in targets]}")
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise SystemExit(f"emrestore {command}: {', '.join(existing)} exist(s); pass --overwrite to replace")
+
+
+def _write_json(path: Path, data) -> None:
+    """Writes JSON atomically (a temporary file beside it, renamed into place)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _sections(src: Path) -> tuple[list[str] | None, str]:
+    """For a folder of sections: their names and the format to write beside them ("tif" unless they
+    are PNG); for a stack file: no names, "png"."""
+    if not src.is_dir():
+        return None, "png"
+    from . import io
+
+    files = io.section_files(src)
+    return [f.stem for f in files], "png" if files and files[0].suffix.lower() == ".png" else "tif"
+
+
 def simulate(args: argparse.Namespace) -> int:
     """Degrades a stack with the simulator; writes the stack, the masks and a JSON manifest."""
     import numpy as np
@@ -81,27 +110,20 @@ def simulate(args: argparse.Namespace) -> int:
     masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
     manifest_path = Path(args.manifest) if args.manifest else _default_beside(out, "", ".json")
     targets = [out, masks_path, manifest_path] + ([Path(args.flows)] if args.flows else [])
-    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
-        raise SystemExit(f"emrestore simulate: an output would overwrite the input {src}")
-    if len({t.resolve() for t in targets}) != len(targets):
-        raise SystemExit(f"emrestore simulate: output paths must differ; got {[str(t) for t in targets]}")
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise SystemExit(f"emrestore simulate: {', '.join(existing)} exist(s); pass --overwrite to replace")
+    _check_outputs("simulate", src, targets, args.overwrite)
     for name in ("ms", "sff", "sp"):
         if not 0 <= getattr(args, name) <= 1:
             raise SystemExit(f"emrestore simulate: --{name} is a per-section rate in [0, 1]; got {getattr(args, name)}")
 
     volume = io.read_stack(src)
-    names = [f.stem for f in io.section_files(src)] if src.is_dir() else None
-    sff = {"preset": args.preset}
+    names, section_format = _sections(src)
+    if volume.dtype.kind == "f":
+        section_format = "tif"  # PNG holds no floats
     result = simulate_stack(volume, {"ms": args.ms, "sff": args.sff, "sp": args.sp}, seed=args.seed,
-                            sff=sff, return_flows=bool(args.flows), progress=not args.quiet)
-    section_format = "tif" if volume.dtype.kind == "f" or (
-        src.is_dir() and io.section_files(src)[0].suffix.lower() != ".png") else "png"
+                            sff={"preset": args.preset}, return_flows=bool(args.flows), progress=not args.quiet)
     kw = {"overwrite": args.overwrite, "section_format": section_format, "names": names}
     io.write_stack(out, result.volume, **kw)
-    io.write_stack(masks_path, result.masks, **{**kw, "section_format": "png" if section_format == "png" else "tif"})
+    io.write_stack(masks_path, result.masks, **kw)
     if args.flows:
         arrays = {f"{kind}_{z}": a[kind] for z, a in result.flows.items() for kind in a}
         tmp = Path(args.flows).with_name(f".{Path(args.flows).name}.tmp.npz")
@@ -110,9 +132,7 @@ def simulate(args: argparse.Namespace) -> int:
     manifest = dict(result.manifest, input=str(src), output=str(out), masks=str(masks_path))
     if names is not None:
         manifest["section_names"] = names
-    tmp = manifest_path.with_name(f".{manifest_path.name}.tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, manifest_path)
+    _write_json(manifest_path, manifest)
     counts = ", ".join(f"{k} {v}" for k, v in result.manifest["counts"].items())
     print(f"{len(volume)} sections, degraded: {counts} -> {out}, masks {masks_path}, manifest {manifest_path}")
     return 0
@@ -122,17 +142,13 @@ def detect(args: argparse.Namespace) -> int:
     """Finds missing sections, folds and precipitates; writes the mask stack and a JSON report."""
     from . import io
     from .detect import detect_stack
+    from .simulate import BITS
 
     src, masks_path = Path(args.input), Path(args.output)
     report_path = Path(args.report) if args.report else None
-    targets = [masks_path] + ([report_path] if report_path else [])
-    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
-        raise SystemExit(f"emrestore detect: an output would overwrite the input {src}")
-    existing = [str(t) for t in targets if t.exists()]
-    if existing and not args.overwrite:
-        raise SystemExit(f"emrestore detect: {', '.join(existing)} exist(s); pass --overwrite to replace")
+    _check_outputs("detect", src, [masks_path] + ([report_path] if report_path else []), args.overwrite)
     volume = io.read_stack(src)
-    names = [f.stem for f in io.section_files(src)] if src.is_dir() else None
+    names, section_format = _sections(src)
     result = detect_stack(
         volume,
         ms={"min_similarity": args.ms_min_similarity},
@@ -141,18 +157,15 @@ def detect(args: argparse.Namespace) -> int:
         sp_verdict=args.sp_verdict,
         progress=not args.quiet,
     )
-    io.write_stack(masks_path, result.masks, overwrite=args.overwrite, names=names,
-                   section_format="tif" if src.is_dir() and io.section_files(src)[0].suffix.lower() != ".png" else "png")
+    io.write_stack(masks_path, result.masks, overwrite=args.overwrite, names=names, section_format=section_format)
     counts = {k: sum(k in s["verdict"] for s in result.sections) for k in ("ok", "ms", "sff", "sp")}
     if report_path:
-        report = {"input": str(src), "masks": str(masks_path), "mask_bits": {"ms": 1, "sff": 2, "sp": 4},
+        report = {"input": str(src), "masks": str(masks_path), "mask_bits": dict(BITS),
                   "counts": counts, "sections": result.sections}
         if names is not None:
             for s, name in zip(report["sections"], names):
                 s["name"] = name
-        tmp = report_path.with_name(f".{report_path.name}.tmp")
-        tmp.write_text(json.dumps(report, indent=1))
-        os.replace(tmp, report_path)
+        _write_json(report_path, report)
     print(f"{len(volume)} sections: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> masks {masks_path}"
           + (f", report {report_path}" if report_path else ""))
     return 0

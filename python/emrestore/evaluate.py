@@ -18,13 +18,13 @@ from typing import Callable
 
 import numpy as np
 
-from . import baselines, metrics
+from . import baselines, metrics, simulate
 from .simulate import simulate_ms, simulate_sff, simulate_sp
 
 SIMULATORS = {"ms": simulate_ms, "sff": simulate_sff, "sff-paper": simulate_sff, "sp": simulate_sp}
 OPTIONS = {"sff-paper": {"preset": "paper", "return_flow": False}, "sff": {"return_flow": False},
            "ms": {"mode": {"blank": 1, "constant": 1, "noise": 1}}, "sp": {}}
-BITS = {"ms": 1, "sff": 2, "sff-paper": 2, "sp": 4}
+BITS = {**simulate.BITS, "sff-paper": simulate.BITS["sff"]}
 COLUMNS = ["psnr", "ssim", "psnr_mask", "ssim_mask", "voi", "arand"]
 
 

@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
+from ._common import to_unit
+
 
 @dataclass
 class MissingSection:
@@ -26,11 +28,6 @@ class MissingSection:
     fraction: float  # share of the section that is missing
     similarity: float  # correlation with the best-matching neighbour (coarse scale)
     reference: float  # best correlation between those neighbours
-
-
-def to_unit(section: np.ndarray) -> np.ndarray:
-    scale = float(np.iinfo(section.dtype).max) if section.dtype.kind == "u" else 1.0
-    return section.astype(np.float32) / scale
 
 
 def _coarse(section: np.ndarray, side: int) -> np.ndarray:

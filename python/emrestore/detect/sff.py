@@ -25,7 +25,7 @@ import torch
 from scipy import ndimage
 
 from .. import ops
-from .ms import to_unit
+from ._common import opening, working_copy
 
 HALF_WIDTHS = (4, 6, 9, 13, 19, 28, 40)  # folds are >= 5 px half-width; membranes 1-2
 MAX_GAP = 4  # positions (8 px apart) a traced band may vanish for and still be one fold
@@ -44,12 +44,6 @@ class FoldDetection:
     folds: list[Fold] = field(default_factory=list)
     mask: np.ndarray | None = None  # bool [H, W], the fold bands
     response: np.ndarray | None = None  # band response at the working scale (for inspection)
-
-
-def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
-    """Binary opening with a 3 x 3 square (OpenCV: far faster than scipy on large masks)."""
-    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8),
-                            iterations=iterations) > 0
 
 
 def band_response(u: np.ndarray, half_widths=HALF_WIDTHS) -> tuple[np.ndarray, np.ndarray]:
@@ -84,10 +78,7 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     ``min_length``: the shortest fold, as a fraction of the section's smaller side.
     """
     h, w = section.shape
-    factor = max(1, int(math.ceil(max(h, w) / max_side)))
-    u = to_unit(section)
-    if factor > 1:
-        u = cv2.resize(u, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
+    u, factor = working_copy(section, max_side)
     hs, ws = u.shape
     # Candidates come from a coarser copy (at most vote_side px): the strip tracing that verifies
     # them runs at the working scale.
@@ -110,8 +101,8 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     lines = [(float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
              for _, t, r in zip(*peaks)]
     kept: list[tuple[Fold, np.ndarray]] = []
+    side = min(hs, ws)
     for theta, rho in lines:
-        side = min(hs, ws)
         fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
                             min_length=min_length * side)
         if fold is None or fold.darkness < min_darkness:

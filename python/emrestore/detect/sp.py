@@ -10,14 +10,11 @@ mitochondria. The soft mask grows each kept blob into its fading edge.
 
 from __future__ import annotations
 
-import math
-
 import cv2
 import numpy as np
 from scipy import ndimage
 
-from .ms import to_unit
-from .sff import opening
+from ._common import opening, working_copy
 
 
 def darkness_map(u: np.ndarray, max_radius: int) -> np.ndarray:
@@ -41,12 +38,29 @@ def detect_precipitates(section: np.ndarray, *, max_side: int = 1024, max_radius
     on average in its darkest half; ``min_area`` (px at the working scale) and ``min_solidity``
     (area / convex-hull area) keep compact blobs.
     """
+    mask, soft, _ = detect_with_darkness(section, max_side=max_side, max_radius=max_radius, threshold=threshold,
+                                         core=core, min_area=min_area, min_solidity=min_solidity)
+    return mask, soft
+
+
+def _darkness(section: np.ndarray, max_side: int, max_radius: int) -> tuple[np.ndarray, int]:
+    """Darkness map at the working scale, and the working scale's reduction factor."""
+    u, factor = working_copy(section, max_side)
+    return darkness_map(cv2.GaussianBlur(u, (0, 0), 1.0), max_radius // factor), factor
+
+
+def _core(values: np.ndarray) -> float:
+    """Mean of the darker half of a blob's darkness values."""
+    values = np.sort(values)
+    return float(values[len(values) // 2:].mean())
+
+
+def detect_with_darkness(section: np.ndarray, *, max_side: int = 1024, max_radius: int = 96,
+                         threshold: float = 0.65, core: float = 0.75, min_area: int = 40,
+                         min_solidity: float = 0.7):
+    """``detect_precipitates``, also returning (darkness map, factor) for ``strongest_core``."""
     h, w = section.shape
-    factor = max(1, int(math.ceil(max(h, w) / max_side)))
-    u = to_unit(section)
-    if factor > 1:
-        u = cv2.resize(u, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-    dark = darkness_map(cv2.GaussianBlur(u, (0, 0), 1.0), max_radius // factor)
+    dark, factor = _darkness(section, max_side, max_radius)
     cand = opening(dark > threshold, 2)
     labels, n = ndimage.label(cand)
     keep = np.zeros(n + 1, bool)
@@ -55,8 +69,7 @@ def detect_precipitates(section: np.ndarray, *, max_side: int = 1024, max_radius
         area = int(region.sum())
         if area < min_area:
             continue
-        values = np.sort(dark[sl][region])
-        if values[len(values) // 2:].mean() < core:
+        if _core(dark[sl][region]) < core:
             continue
         contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
         hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
@@ -72,25 +85,21 @@ def detect_precipitates(section: np.ndarray, *, max_side: int = 1024, max_radius
     if factor > 1:
         grown = cv2.resize(grown.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
         soft = cv2.resize(soft, (w, h), interpolation=cv2.INTER_LINEAR)
-    return grown, soft
+    return grown, soft, (dark, factor)
 
 
-def strongest_core(section: np.ndarray, mask: np.ndarray, *, max_side: int = 1024, max_radius: int = 96) -> float:
+def strongest_core(section: np.ndarray, mask: np.ndarray, *, max_side: int = 1024, max_radius: int = 96,
+                   darkness: tuple[np.ndarray, int] | None = None) -> float:
     """The highest core darkness (mean of the darker half) among the blobs of ``mask``: how sure the
-    section's precipitate verdict can be (dark organelles reach about 0.8, dense stains more)."""
+    section's precipitate verdict can be (dark organelles reach about 0.8, dense stains more).
+    ``darkness``: the (map, factor) that ``detect_with_darkness`` returned for this section, so it is
+    not computed again."""
     if not mask.any():
         return 0.0
-    h, w = section.shape
-    factor = max(1, int(math.ceil(max(h, w) / max_side)))
-    u = to_unit(section)
+    dark, factor = darkness if darkness is not None else _darkness(section, max_side, max_radius)
     m = mask
     if factor > 1:
-        u = cv2.resize(u, (w // factor, h // factor), interpolation=cv2.INTER_AREA)
-        m = cv2.resize(mask.astype(np.uint8), (w // factor, h // factor), interpolation=cv2.INTER_NEAREST) > 0
-    dark = darkness_map(cv2.GaussianBlur(u, (0, 0), 1.0), max_radius // factor)
-    labels, n = ndimage.label(m)
-    best = 0.0
-    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
-        values = np.sort(dark[sl][labels[sl] == i])
-        best = max(best, float(values[len(values) // 2:].mean()))
-    return best
+        m = cv2.resize(mask.astype(np.uint8), (dark.shape[1], dark.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+    labels, _ = ndimage.label(m)
+    return max((_core(dark[sl][labels[sl] == i]) for i, sl in enumerate(ndimage.find_objects(labels), start=1)),
+               default=0.0)

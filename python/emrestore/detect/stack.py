@@ -10,7 +10,7 @@ import numpy as np
 from ..simulate._common import BITS
 from .ms import detect_missing
 from .sff import detect_folds
-from .sp import detect_precipitates, strongest_core
+from .sp import detect_with_darkness, strongest_core
 
 
 @dataclass
@@ -71,9 +71,9 @@ def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None 
                                 "half_width": np.round(f.half_width, 1).tolist(),
                                 "darkness": round(f.darkness, 3), "length": round(f.length, 1)}
                                for f in folds.folds]
-            blobs, _ = detect_precipitates(stack[z], **(sp or {}))
+            blobs, _, darkness = detect_with_darkness(stack[z], **(sp or {}))
             blobs &= ~m.mask & ~fold_mask
-            core = strongest_core(stack[z], blobs)
+            core = strongest_core(stack[z], blobs, darkness=darkness)
             # Dark organelles pass the pixel test now and then; a section is called only for a
             # blob darker than they get.
             if core >= sp_verdict:
