@@ -12,5 +12,7 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 from . import ops  # noqa: E402  (loads the compiled operators, or selects the fallback)
+from .models import fit  # noqa: E402
+from .restoration import restore  # noqa: E402
 
-__all__ = ["ops", "__version__"]
+__all__ = ["fit", "ops", "restore", "__version__"]

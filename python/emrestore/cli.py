@@ -177,27 +177,116 @@ def evaluate_command(args: argparse.Namespace) -> int:
 
     artifacts = [a for a in args.artifacts.split(",") if a]
     methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in baselines.METHODS]
+    available = dict(baselines.METHODS)
+    if args.model:
+        from .restoration import as_method
+
+        available["emrestore"] = as_method(args.model)
+        methods.append("emrestore")
+    unknown = [m for m in methods if m not in available]
     if unknown:
-        raise SystemExit(f"emrestore evaluate: unknown methods {unknown}; available: {list(baselines.METHODS)}")
+        raise SystemExit(f"emrestore evaluate: unknown methods {unknown}; available: {list(available)}")
     if args.labels and len(args.data) != 1:
         raise SystemExit("emrestore evaluate: --labels goes with exactly one DATA stack")
     rows = []
     for path in args.data:
-        stack = io.read_stack(path)[:: args.z_step]
+        part = _section_range(args.range)
+        stack = io.read_stack(path)[part][:: args.z_step]
         labels = None
         if args.labels:
             from scipy import ndimage
 
-            raw = io.read_stack(args.labels)[:: args.z_step]
+            raw = io.read_stack(args.labels)[part][:: args.z_step]
             labels = np.stack([ndimage.label(s > 0)[0] for s in raw])  # membrane masks: cells are > 0
         p = Path(path)
-        name = f"{p.parent.name}/{p.name}" + (f" (z-step {args.z_step})" if args.z_step > 1 else "")
-        rows += evaluate.evaluate(stack, artifacts=artifacts, methods={m: baselines.METHODS[m] for m in methods},
+        name = (f"{p.parent.name}/{p.name}" + (f" [{args.range}]" if args.range else "")
+                + (f" (z-step {args.z_step})" if args.z_step > 1 else ""))
+        rows += evaluate.evaluate(stack, artifacts=artifacts, methods={m: available[m] for m in methods},
                                   seed=args.seed, labels=labels, name=name, progress=not args.quiet)
     evaluate.write_results(rows, args.output)
     print(evaluate.markdown(rows))
     print(f"-> {Path(args.output) / 'results.md'} (and .csv, .json)")
+    return 0
+
+
+def _section_range(text: str | None) -> slice:
+    if not text:
+        return slice(None)
+    try:
+        start, stop = (int(v) if v else None for v in text.split(":"))
+    except ValueError:
+        raise SystemExit(f"emrestore: --range expects START:STOP (either may be empty); got {text!r}") from None
+    return slice(start, stop)
+
+
+def _read_input(command: str, args: argparse.Namespace) -> np.ndarray:
+    """IN, cut to --range and thinned by --z-step."""
+    from . import io
+
+    if args.z_step < 1:
+        raise SystemExit(f"emrestore {command}: --z-step must be >= 1; got {args.z_step}")
+    return io.read_stack(args.input)[_section_range(args.range)][:: args.z_step]
+
+
+def fit_command(args: argparse.Namespace) -> int:
+    """Trains the interpolation network on IN (or the built-in phantom) and saves it to -o."""
+    from .models import InterpolationConfig, fit
+
+    if (args.input is None) == (not args.phantom):
+        raise SystemExit("emrestore fit: give a stack IN or --phantom (not both)")
+    if args.phantom:
+        from .phantom import make_phantom
+
+        stack = make_phantom(PHANTOM_SHAPE, seed=args.seed).raw
+    else:
+        stack = _read_input("fit", args)
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
+        raise SystemExit(f"emrestore fit: {out} is not empty; pass --resume to continue it or --overwrite")
+    config = InterpolationConfig(kernel_size=args.kernel_size, widths=tuple(int(w) for w in args.widths.split(",")))
+    result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
+                 batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss, max_gap=args.max_gap,
+                 detect=not args.no_detect, seed=args.seed, device=args.device, resume=args.resume,
+                 progress=not args.quiet)
+    r = result.record
+    val = "-" if r.get("val_psnr") is None else f"{r['val_psnr']:.2f} dB"
+    print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, validation PSNR {val} -> {out}")
+    return 0
+
+
+PHANTOM_SHAPE = (32, 384, 384)
+
+
+def restore_command(args: argparse.Namespace) -> int:
+    """Finds and restores the missing sections of IN; writes OUT, the masks and a JSON report."""
+    from . import io
+    from .restoration import restore
+
+    src, out = Path(args.input), Path(args.output)
+    masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
+    report_path = Path(args.report) if args.report else _default_beside(out, "_report", ".json")
+    _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
+    stack = io.read_stack(src)
+    names, section_format = _sections(src)
+    result = restore(stack, model=args.model, tile=args.tile or None, device=args.device, progress=not args.quiet)
+    kw = {"overwrite": args.overwrite, "names": names}
+    io.write_stack(out, result.stack, section_format="tif" if stack.dtype.kind == "f" else section_format, **kw)
+    io.write_stack(masks_path, result.masks, section_format=section_format, **kw)
+    _write_json(report_path, result.report)
+    done = result.report["restored"]
+    print(f"restore: {sum(r['action'] != 'none' for r in done)} missing section(s) restored of "
+          f"{len(stack)}; {len(result.report['left_untouched'])} section(s) with folds or precipitates "
+          f"left as they are -> {out}, masks {masks_path}, report {report_path}")
+    return 0
+
+
+def demo_command(args: argparse.Namespace) -> int:
+    from . import demo
+
+    report = demo.run(args.output, model=args.model, progress=not args.quiet)
+    print(demo.summary(report))
+    print(f"-> {Path(args.output) / 'panel.png'} (clean | missing | linear | flow | emrestore), "
+          f"{Path(args.output) / 'report.json'}")
     return 0
 
 
@@ -265,11 +354,62 @@ def main(argv: list[str] | None = None) -> int:
                    help="comma-separated: ms, sff (realistic folds), sff-paper (published fold model), sp")
     p.add_argument("--methods", default="degraded,substitution,linear,flow,inpaint")
     p.add_argument("--labels", help="ground-truth membrane masks for the one DATA stack (cells > 0)")
+    p.add_argument("--model", metavar="DIR", help="also score this interpolation model (method \"emrestore\")")
+    p.add_argument("--range", metavar="START:STOP", help="use only these sections of each DATA stack")
     p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=evaluate_command)
+    p = sub.add_parser("fit", help="train the missing-section interpolation network on your own stack",
+                       description="Self-supervised: every clean section between clean neighbours is a "
+                       "training target (sections the detector flags are left out). Writes -o DIR: "
+                       "model.safetensors, config.json (architecture, normalisation, training record), "
+                       "optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
+    p.add_argument("input", metavar="IN", nargs="?", help="stack (TIFF, .npy, folder of sections)")
+    p.add_argument("--phantom", action="store_true", help="train on the built-in phantom instead")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="model folder")
+    p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
+    p.add_argument("--iterations", type=int, help="step budget (with --minutes: whichever ends first)")
+    p.add_argument("--range", metavar="START:STOP", help="use only these sections of IN")
+    p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
+    p.add_argument("--kernel-size", type=int, default=21, help="taps per 1-D kernel (default 21)")
+    p.add_argument("--widths", default="16,32,64,96", help="U-Net channels per level (default 16,32,64,96)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--loss", choices=("l1", "mse", "l1+grad"), default="l1")
+    p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")
+    p.add_argument("--no-detect", action="store_true", help="use every section (skip artifact detection)")
+    p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--resume", action="store_true", help="continue the model in DIR for the given budget")
+    p.add_argument("--overwrite", action="store_true", help="start over in a non-empty DIR")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=fit_command)
+    p = sub.add_parser("restore", help="find and fill in missing sections",
+                       description="Detects missing sections (whole and partial) in IN and fills them in "
+                       "with the interpolation network from the nearest intact sections. Writes OUT (the "
+                       "input's format and dtype), a mask stack (bits: ms 1, sff 2, sp 4) and a JSON report "
+                       "of every change. Folds and precipitates are reported and left as they are. IN is "
+                       "never modified.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="OUT")
+    p.add_argument("--model", metavar="DIR", help="model folder from `emrestore fit` (default: the shipped model)")
+    p.add_argument("--masks", help="mask stack path (default: OUT with _masks)")
+    p.add_argument("--report", help="JSON report path (default: OUT with _report.json)")
+    p.add_argument("--tile", type=int, default=512, help="inference tile side, 0 for whole sections (default 512)")
+    p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=restore_command)
+    p = sub.add_parser("demo", help="simulate, detect and restore missing sections on a built-in phantom",
+                       description="Simulates missing sections on a built-in phantom stack, detects and "
+                       "restores them, prints PSNR/SSIM against the baselines and writes a before/after panel.")
+    p.add_argument("-o", "--output", default="emrestore-demo", help="folder for panel.png and report.json")
+    p.add_argument("--model", metavar="DIR", help="model folder (default: the shipped model)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=demo_command)
     args = parser.parse_args(argv)
     return args.func(args)
 

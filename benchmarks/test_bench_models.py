@@ -1,0 +1,94 @@
+"""The interpolation network with the default architecture (K = 21, widths 16-32-64-96):
+inference sections/s at 1024 x 1024, training samples/s (batch 8, 128 x 128 crops), peak memory,
+and the share of training time spent in the ``sepconv`` op (it must not be the bottleneck).
+
+Run: pytest benchmarks/test_bench_models.py --benchmark-enable --benchmark-columns=median,rounds -s
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
+from emrestore.models.training import _loss
+
+SIDE = 1024
+
+
+@pytest.fixture(scope="module")
+def model():
+    return SepConvInterpolator(InterpolationConfig()).eval()
+
+
+@pytest.fixture(scope="module")
+def pair():
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 256, (2, SIDE, SIDE), dtype=np.uint8)
+
+
+def test_inference_1024(benchmark, model, pair):
+    out = benchmark.pedantic(interpolate, args=(model, pair[0], pair[1], 0.5), rounds=3, warmup_rounds=1)
+    assert out.shape == (SIDE, SIDE)
+    if benchmark.stats is not None:
+        benchmark.extra_info["sections_per_second"] = 1 / benchmark.stats.stats.median
+
+
+def _train_step(model, optimizer, frames, ts):
+    pred = model(frames[:, :1], frames[:, 2:], ts)
+    loss = _loss(pred, frames[:, 1:2], "l1")
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def test_training_step(benchmark):
+    model = SepConvInterpolator(InterpolationConfig()).train()
+    optimizer = torch.optim.AdamW(model.parameters())
+    frames, ts = torch.rand(8, 3, 128, 128), torch.rand(8)
+    loss = benchmark.pedantic(_train_step, args=(model, optimizer, frames, ts), rounds=5, warmup_rounds=1)
+    assert torch.isfinite(loss)
+    if benchmark.stats is not None:
+        benchmark.extra_info["samples_per_second"] = 8 / benchmark.stats.stats.median
+
+
+def test_sepconv_is_not_the_training_bottleneck():
+    """Profiled training steps: the op (forward and backward) takes a minor share of the time."""
+    model = SepConvInterpolator(InterpolationConfig()).train()
+    optimizer = torch.optim.AdamW(model.parameters())
+    frames, ts = torch.rand(8, 3, 128, 128), torch.rand(8)
+    _train_step(model, optimizer, frames, ts)
+    with torch.profiler.profile() as prof:
+        for _ in range(2):
+            _train_step(model, optimizer, frames, ts)
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events)
+    op = sum(e.self_cpu_time_total for e in events if e.key.startswith("emrestore::sepconv"))
+    share = op / total
+    print(f"\nsepconv share of a training step: {share:.1%}")
+    assert 0 < share < 0.25
+
+
+PEAK = """
+import json, resource, numpy as np, torch
+from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
+model = SepConvInterpolator(InterpolationConfig()).eval()
+pair = np.random.default_rng(0).integers(0, 256, (2, {side}, {side}), dtype=np.uint8)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+interpolate(model, pair[0], pair[1], 0.5, tile={tile})
+print(json.dumps({{"base_mib": base / 1024, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
+
+@pytest.mark.parametrize("tile", [512, 0])
+def test_peak_memory_1024(tile):
+    """Peak resident memory of one 1024 x 1024 inference in a fresh process, tiled and whole."""
+    out = subprocess.run([sys.executable, "-c", PEAK.format(side=SIDE, tile=tile)], capture_output=True,
+                         text=True, check=True)
+    mem = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\ntile {tile or 'whole'}: peak {mem['peak_mib']:.0f} MiB ({mem['peak_mib'] - mem['base_mib']:.0f} "
+          "MiB above the loaded model)")
+    assert mem["peak_mib"] >= mem["base_mib"] > 0

@@ -1,0 +1,63 @@
+"""Model folders: ``model.safetensors`` (weights and input standardisation), ``config.json``
+(architecture, normalisation and the training record) and, while training, ``optimizer.pt`` for
+resuming. Every file is written to a temporary name and renamed, so a folder is never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .interpolation import InterpolationConfig, SepConvInterpolator
+
+DEFAULT_MODEL = Path(__file__).parent / "default"
+FORMAT = "emrestore.interpolation/1"
+
+
+def _replace(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _replace(folder / "model.safetensors", lambda p: save_file(tensors, str(p)))
+    if optimizer is not None:
+        _replace(folder / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+    config = {"format": FORMAT, "model": model.config.to_dict(),
+              "normalization": {"input": "intensity / dtype maximum (floats as given), in [0, 1]",
+                                "mean": float(model.mean), "std": float(model.std)},
+              "training": record or {}}
+    _replace(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=1)))
+    return folder
+
+
+def load_model(folder=None, *, device: str | torch.device = "cpu") -> tuple[SepConvInterpolator, dict]:
+    """The model in ``folder`` (default: the model shipped with the package) and its config.json."""
+    folder = Path(DEFAULT_MODEL if folder is None else folder)
+    config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+    if not config_path.is_file() or not weights_path.is_file():
+        raise FileNotFoundError(f"not a model folder (expected config.json and model.safetensors): {folder}")
+    try:
+        config = json.loads(config_path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{config_path}: corrupt config ({e})") from None
+    if config.get("format") != FORMAT:
+        raise ValueError(f"{config_path}: expected format {FORMAT!r}; got {config.get('format')!r}")
+    model = SepConvInterpolator(InterpolationConfig.from_dict(config["model"]))
+    try:
+        state = load_file(str(weights_path))
+    except Exception as e:  # safetensors raises its own error types for truncated or foreign files
+        raise ValueError(f"{weights_path}: corrupt weights ({e})") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ValueError(f"{weights_path}: weights do not match the config's architecture: {e}") from None
+    model.source = "default" if folder == DEFAULT_MODEL else str(folder)
+    return model.to(device).eval(), config

@@ -1,0 +1,263 @@
+"""``fit``: self-supervised training of the interpolation network on the user's own stack.
+
+Every clean section with clean sections on both sides is a training target: the network sees its
+neighbours at gaps of 1 to ``max_gap`` sections on each side (so it learns runs of missing sections
+too) and must reproduce it. Crops are read section by section, so the stack may be a memory map or
+a zarr/h5py array larger than memory. Sections the detector flags are never used.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..simulate._common import full_scale
+from .checkpoint import load_model, save_model
+from .interpolation import InterpolationConfig, SepConvInterpolator
+from .tiling import interpolate
+
+LOSSES = ("l1", "mse", "l1+grad")
+
+
+@dataclass
+class FitResult:
+    model: SepConvInterpolator
+    folder: Path
+    record: dict = field(default_factory=dict)
+
+
+def _check_stack(stack):
+    shape = getattr(stack, "shape", None)
+    if shape is None or len(shape) != 3:
+        raise ValueError(f"fit: expected a stack [Z, H, W]; got shape {shape}")
+    if shape[0] < 3:
+        raise ValueError(f"fit: need at least 3 sections (a clean section between two clean neighbours); "
+                         f"got {shape[0]}")
+    if np.dtype(stack.dtype) not in (np.uint8, np.uint16, np.float32, np.float64):
+        raise TypeError(f"fit: expected uint8, uint16, float32 or float64 sections; got {stack.dtype}")
+
+
+def triplets(clean: np.ndarray, max_gap: int) -> list[tuple[int, int, int]]:
+    """(before, target, after) with all three clean and gaps of 1..max_gap on each side."""
+    ok = np.flatnonzero(clean)
+    out = []
+    for z in ok:
+        for a in range(z - max_gap, z):
+            for b in range(z + 1, z + max_gap + 1):
+                if a >= 0 and b < len(clean) and clean[a] and clean[b]:
+                    out.append((int(a), int(z), int(b)))
+    return out
+
+
+def _split(trips, val_fraction: float):
+    """Validation: every n-th target with both gaps 1, never used as a training target."""
+    singles = sorted({z for a, z, b in trips if z - a == 1 and b - z == 1})
+    n_val = max(1, round(len(singles) * val_fraction)) if len(singles) >= 4 and val_fraction > 0 else 0
+    val_targets = {singles[int((i + 0.5) * len(singles) / n_val)] for i in range(n_val)}
+    val = [t for t in trips if t[1] in val_targets and t[1] - t[0] == 1 and t[2] - t[1] == 1]
+    train = [t for t in trips if t[1] not in val_targets]
+    return train, val
+
+
+def _unit(stack, z, ys=slice(None), xs=slice(None)) -> np.ndarray:
+    return np.asarray(stack[z, ys, xs], dtype=np.float32) / np.float32(full_scale(np.dtype(stack.dtype)))
+
+
+class _Sampler:
+    """Random crops of training triplets with flips, 90-degree turns, order swap and
+    brightness/contrast jitter (one draw per triplet, applied to all three sections)."""
+
+    def __init__(self, stack, trips, crop: int, rng: np.random.Generator, augment: bool = True,
+                 jitter: float = 0.15):
+        self.stack, self.trips, self.crop, self.rng, self.jitter = stack, trips, crop, rng, jitter
+        self.augment = augment
+        # Gap-1 triplets are the common case (single missing sections): half of all draws.
+        gaps = np.array([(z - a == 1 and b - z == 1) for a, z, b in trips], float)
+        n_single = gaps.sum()
+        p = np.where(gaps > 0, 0.5 / max(n_single, 1), 0.5 / max(len(trips) - n_single, 1))
+        self.p = p / p.sum()
+
+    def batch(self, size: int):
+        _, h, w = self.stack.shape
+        c = self.crop
+        items, ts = [], []
+        for i in self.rng.choice(len(self.trips), size=size, p=self.p):
+            a, z, b = self.trips[i]
+            y, x = int(self.rng.integers(0, h - c + 1)), int(self.rng.integers(0, w - c + 1))
+            win = (slice(y, y + c), slice(x, x + c))
+            t = np.stack([_unit(self.stack, s, *win) for s in (a, z, b)])
+            pos = (z - a) / (b - a)
+            if not self.augment:
+                items.append(t)
+                ts.append(pos)
+                continue
+            if self.rng.random() < 0.5:  # order swap
+                t, pos = t[::-1], 1 - pos
+            t = np.rot90(t, int(self.rng.integers(4)), axes=(1, 2))
+            if self.rng.random() < 0.5:
+                t = t[:, :, ::-1]
+            gain = math.exp(self.rng.uniform(-self.jitter, self.jitter))
+            t = np.clip((t - t.mean()) * gain + t.mean() + self.rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
+            items.append(np.ascontiguousarray(t))
+            ts.append(pos)
+        return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
+
+
+def _loss(pred, target, kind: str):
+    if kind == "mse":
+        return F.mse_loss(pred, target)
+    loss = F.l1_loss(pred, target)
+    if kind == "l1+grad":
+        for dim in (-1, -2):
+            loss = loss + F.l1_loss(pred.diff(dim=dim), target.diff(dim=dim))
+    return loss
+
+
+def _psnr(pred: np.ndarray, target: np.ndarray) -> float:
+    mse = float(np.mean((pred - target) ** 2))
+    return float("inf") if mse == 0 else 10 * math.log10(1 / mse)
+
+
+def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> float:
+    """Learning-rate factor: linear warm-up, then cosine decay to ``floor`` at the end of the budget."""
+    if progress < warmup:
+        return (progress + 1e-3) / warmup
+    p = min(1.0, (progress - warmup) / (1 - warmup))
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None = None,
+        config: InterpolationConfig | None = None, batch_size: int = 8, crop: int = 128, lr: float = 2e-3,
+        weight_decay: float = 1e-4, loss: str = "l1", max_gap: int = 3, exclude=None, detect: bool = True,
+        augment: bool = True, val_fraction: float = 0.1, val_size: int = 256, checkpoint_minutes: float = 2.0,
+        seed: int = 0, device: str | torch.device | None = None, resume: bool = False,
+        progress: bool = True) -> FitResult:
+    """Trains the interpolation network on ``stack`` [Z, H, W] and saves it to ``folder``.
+
+    Args:
+        minutes: wall-clock budget (the schedule spans it); ``iterations``: a step budget instead
+            or as well (whichever ends first).
+        exclude: [Z] bool, sections never used (default: the ones ``emrestore.detect`` flags, if
+            ``detect``); ``max_gap``: largest gap on each side (runs of missing sections).
+        augment: flips, 90-degree turns, order swap, brightness/contrast jitter.
+        resume: continue from ``folder``'s checkpoint (weights, optimizer, record), for ``minutes``
+            / ``iterations`` more.
+        device: default CUDA when available.
+    """
+    _check_stack(stack)
+    if loss not in LOSSES:
+        raise ValueError(f"fit: loss must be one of {LOSSES}; got {loss!r}")
+    if minutes is None and iterations is None:
+        raise ValueError("fit: give a budget: minutes, iterations or both")
+    z, h, w = stack.shape
+    crop = min(crop, h, w)
+    folder = Path(folder)
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+
+    if exclude is None:
+        exclude = np.zeros(z, bool)
+        if detect:
+            from ..detect import detect_stack
+
+            found = detect_stack(np.asarray(stack), progress=progress)
+            exclude = np.array([any(v != "ok" for v in s["verdict"]) for s in found.sections])
+    exclude = np.asarray(exclude, bool)
+    if exclude.shape != (z,):
+        raise ValueError(f"fit: exclude must be [Z] = [{z}] booleans; got shape {exclude.shape}")
+    trips = triplets(~exclude, max_gap)
+    if not trips:
+        raise ValueError(f"fit: no clean section has clean neighbours on both sides ({int(exclude.sum())} of {z} "
+                         "sections excluded)")
+    train, val = _split(trips, val_fraction)
+
+    if resume:
+        model, saved = load_model(folder, device=device)
+        record = saved.get("training", {})
+    else:
+        sample = np.stack([_unit(stack, i) for i in np.linspace(0, z - 1, min(z, 8)).astype(int)])
+        model = SepConvInterpolator(config, mean=float(sample.mean()), std=float(sample.std() + 1e-3)).to(device)
+        record = {"iterations": 0, "seconds": 0.0, "history": []}
+    record.update({"stack_shape": [z, h, w], "excluded_sections": np.flatnonzero(exclude).tolist(),
+                   "train_triplets": len(train), "val_targets": sorted({t[1] for t in val}), "loss": loss,
+                   "batch_size": batch_size, "crop": crop, "lr": lr, "max_gap": max_gap, "seed": seed})
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if resume and (folder / "optimizer.pt").is_file():
+        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
+    sampler = _Sampler(stack, train, crop, rng, augment)
+    val_crops = []
+    for a, t, b in val:  # fixed central crops
+        y0, x0 = max(0, (h - val_size) // 2), max(0, (w - val_size) // 2)
+        win = (slice(y0, y0 + val_size), slice(x0, x0 + val_size))
+        val_crops.append(tuple(_unit(stack, s, *win) for s in (a, t, b)))
+
+    def validate() -> float | None:
+        if not val_crops:
+            return None
+        model.eval()
+        value = float(np.mean([_psnr(interpolate(model, a, b, 0.5, tile=None), t) for a, t, b in val_crops]))
+        model.train()
+        return value
+
+    budget_s = minutes * 60 if minutes is not None else math.inf
+    budget_it = iterations if iterations is not None else math.inf
+    done_s, done_it = record["seconds"], record["iterations"]
+    start, last_ckpt, last_log = time.perf_counter(), time.perf_counter(), time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=round(budget_s) if minutes is not None else iterations, desc="fit",
+                   unit="s" if minutes is not None else "it", dynamic_ncols=True)
+    model.train()
+    step, running, val_psnr = 0, None, record.get("val_psnr")
+    while True:
+        elapsed = time.perf_counter() - start
+        if elapsed >= budget_s or step >= budget_it:
+            break
+        frac = max(elapsed / budget_s, step / budget_it)
+        for g in optimizer.param_groups:
+            g["lr"] = lr * _schedule(frac)
+        frames, ts = sampler.batch(batch_size)
+        frames, ts = frames.to(device), ts.to(device)
+        pred = model(frames[:, :1], frames[:, 2:], ts)
+        value = _loss(pred, frames[:, 1:2], loss)
+        optimizer.zero_grad(set_to_none=True)
+        value.backward()
+        optimizer.step()
+        step += 1
+        running = value.item() if running is None else 0.95 * running + 0.05 * value.item()
+        now = time.perf_counter()
+        if now - last_log > 30 or now - start >= budget_s or step >= budget_it:
+            val_psnr = validate()
+            record["history"].append({"iteration": done_it + step, "seconds": round(done_s + now - start, 1),
+                                      "loss": round(running, 5), "val_psnr": val_psnr})
+            last_log = time.perf_counter()
+        if now - last_ckpt > checkpoint_minutes * 60:
+            _save(model, folder, record, optimizer, done_s + now - start, done_it + step, val_psnr)
+            last_ckpt = time.perf_counter()
+        if bar is not None:
+            bar.set_postfix(loss=f"{running:.4f}", val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
+                            it=done_it + step)
+            bar.n = min(bar.total, round(now - start) if minutes is not None else step)
+            bar.refresh()
+    if bar is not None:
+        bar.close()
+    val_psnr = validate()
+    _save(model, folder, record, optimizer, done_s + time.perf_counter() - start, done_it + step, val_psnr)
+    model.eval()
+    return FitResult(model=model, folder=folder, record=record)
+
+
+def _save(model, folder, record, optimizer, seconds, iterations, val_psnr):
+    record.update(seconds=round(seconds, 1), iterations=iterations, val_psnr=val_psnr,
+                  torch=torch.__version__, device=str(next(model.parameters()).device))
+    save_model(model, folder, json.loads(json.dumps(record)), optimizer)

@@ -1,0 +1,157 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from emrestore import metrics
+from emrestore.models import (
+    InterpolationConfig,
+    SepConvInterpolator,
+    fit,
+    interpolate,
+    load_model,
+    save_model,
+)
+from emrestore.models.training import triplets
+from emrestore.phantom import make_phantom
+
+TINY = InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_phantom((8, 64, 64), seed=5, cell_diameter=40).raw
+
+
+def _random_model(config=TINY, seed=0):
+    """Random head weights, so kernels differ from pixel to pixel (a fresh model's are uniform)."""
+    torch.manual_seed(seed)
+    model = SepConvInterpolator(config)
+    torch.nn.init.normal_(model.head[-1].weight, std=0.3)
+    return model.eval()
+
+
+def test_untrained_model_blends_the_neighbours_by_position():
+    model = SepConvInterpolator(InterpolationConfig(kernel_size=1, widths=(8, 16)))
+    a, b = torch.full((1, 1, 32, 32), 0.2), torch.full((1, 1, 32, 32), 0.8)
+    for t in (0.25, 0.5, 2 / 3):
+        out = model(a, b, torch.tensor([t]))
+        assert torch.allclose(out, torch.full_like(out, 0.2 * (1 - t) + 0.8 * t), atol=1e-5)
+
+
+def test_output_is_a_convex_combination_of_neighbour_pixels():
+    model = _random_model()
+    a, b = torch.rand(2, 1, 32, 32), torch.rand(2, 1, 32, 32)
+    v1, h1, v2, h2 = model.kernels(a, b, torch.tensor([0.3, 0.6]))
+    total = v1.sum(1) * h1.sum(1) + v2.sum(1) * h2.sum(1)
+    assert torch.allclose(total, torch.ones_like(total), atol=1e-5)
+    assert min(k.min() for k in (v1, h1, v2, h2)) >= 0
+    out = model(a, b, torch.tensor([0.3, 0.6]))
+    assert out.min() >= min(a.min(), b.min()) - 1e-6 and out.max() <= max(a.max(), b.max()) + 1e-6
+
+
+def test_receptive_radius_bounds_the_dependence():
+    """Changing input pixels just beyond the radius leaves the centre output pixel as it was."""
+    model = _random_model(InterpolationConfig(kernel_size=5, widths=(4, 4, 4), head_width=4))
+    r = model.config.receptive_radius
+    size = 2 * r + 16
+    a, b = torch.rand(1, 1, size, size), torch.rand(1, 1, size, size)
+    c = size // 2
+    ref = model(a, b, torch.tensor([0.5]))[0, 0, c, c]
+    a2 = a.clone()
+    a2[..., : c - r, :] = 0
+    a2[..., c + r + 1:, :] = 0
+    a2[..., :, : c - r] = 0
+    a2[..., :, c + r + 1:] = 0
+    assert torch.allclose(model(a2, b, torch.tensor([0.5]))[0, 0, c, c], ref, atol=1e-6)
+    a3 = a2.clone()
+    a3[..., c - r + 2: c + r - 1, c] += 0.5  # inside the radius: it must matter
+    assert not torch.allclose(model(a3, b, torch.tensor([0.5]))[0, 0, c, c], ref)
+
+
+@pytest.mark.parametrize("tile", [16, 40, 64])
+def test_tiled_inference_equals_whole_section(tile):
+    model = _random_model()
+    rng = np.random.default_rng(0)
+    a, b = rng.random((90, 77)).astype(np.float32), rng.random((90, 77)).astype(np.float32)
+    whole = interpolate(model, a, b, 0.4, tile=None)
+    tiled = interpolate(model, a, b, 0.4, tile=tile)
+    assert whole.shape == (90, 77)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_interpolate_rejects_bad_input():
+    model = _random_model()
+    with pytest.raises(ValueError, match="differ in shape"):
+        interpolate(model, np.zeros((8, 8), np.uint8), np.zeros((8, 9), np.uint8))
+    with pytest.raises(ValueError, match=r"2-D sections \[H, W\]"):
+        interpolate(model, np.zeros((2, 8, 8)), np.zeros((2, 8, 8)))
+    with pytest.raises(ValueError, match="strictly between 0 and 1"):
+        interpolate(model, np.zeros((8, 8)), np.zeros((8, 8)), t=1.0)
+    with pytest.raises(ValueError, match="NaN"):
+        interpolate(model, np.full((8, 8), np.nan, np.float32), np.zeros((8, 8), np.float32))
+    with pytest.raises(ValueError, match="multiples of"):
+        model(torch.zeros(1, 1, 9, 9), torch.zeros(1, 1, 9, 9), torch.tensor([0.5]))
+
+
+def test_triplets_skip_excluded_sections_and_cover_runs():
+    clean = np.array([1, 1, 0, 1, 1, 1], bool)
+    trips = triplets(clean, max_gap=3)
+    assert all(clean[a] and clean[z] and clean[b] for a, z, b in trips)
+    assert (1, 3, 4) in trips and (0, 1, 3) in trips  # across the excluded section 2
+    assert all(1 <= z - a <= 3 and 1 <= b - z <= 3 for a, z, b in trips)
+
+
+def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
+    """On one triplet, unaugmented, the network must get far closer to the middle than the blend."""
+    stack = phantom[:3]
+    result = fit(stack, tmp_path / "m", minutes=None, iterations=250, config=TINY, batch_size=4, crop=64,
+                 lr=3e-3, detect=False, val_fraction=0, max_gap=1, augment=False, progress=False, loss="mse")
+    out = interpolate(result.model, stack[0], stack[2], 0.5)
+    blend = (stack[0].astype(np.float32) + stack[2]) / 2
+    fitted, baseline = metrics.psnr(out, stack[1] / 255.0), metrics.psnr(blend / 255.0, stack[1] / 255.0)
+    assert fitted > baseline + 2.5, (fitted, baseline)
+
+
+def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
+    folder = tmp_path / "m"
+    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
+                progress=False)
+    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "config.json", "optimizer.pt"}
+    loaded, config = load_model(folder)
+    assert config["model"]["kernel_size"] == 5 and config["training"]["iterations"] == 3
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key].cpu(), value.cpu()), key
+    again = fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True)
+    assert again.record["iterations"] == 5
+    assert json.loads((folder / "config.json").read_text())["training"]["iterations"] == 5
+    assert any(not torch.equal(loaded.state_dict()[k], v.cpu()) for k, v in again.model.state_dict().items())
+
+
+def test_load_model_rejects_missing_and_corrupt_folders(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a model folder"):
+        load_model(tmp_path)
+    save_model(SepConvInterpolator(TINY), tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"not weights")
+    with pytest.raises(ValueError, match="corrupt weights"):
+        load_model(tmp_path)
+    (tmp_path / "config.json").write_text("{")
+    with pytest.raises(ValueError, match="corrupt config"):
+        load_model(tmp_path)
+
+
+def test_fit_rejects_bad_input(tmp_path):
+    with pytest.raises(ValueError, match=r"stack \[Z, H, W\]"):
+        fit(np.zeros((8, 8), np.uint8), tmp_path, iterations=1)
+    with pytest.raises(ValueError, match="at least 3 sections"):
+        fit(np.zeros((2, 8, 8), np.uint8), tmp_path, iterations=1)
+    with pytest.raises(TypeError, match="uint8, uint16"):
+        fit(np.zeros((4, 8, 8), np.int64), tmp_path, iterations=1)
+    with pytest.raises(ValueError, match="no clean section"):
+        fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, exclude=[0, 1, 0, 1])
+
+
+def test_shipped_model_loads():
+    model, config = load_model()
+    assert config["training"]["iterations"] > 0
+    assert model.source == "default"

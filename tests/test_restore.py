@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pytest
+import tifffile
+from emrestore import baselines, cli, io, metrics, restore
+from emrestore.models import InterpolationConfig, fit
+from emrestore.phantom import make_phantom
+from emrestore.simulate import BITS, simulate_ms
+
+TINY = InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
+
+
+@pytest.fixture(scope="module")
+def clean():
+    return make_phantom((10, 96, 96), seed=11, cell_diameter=60).raw
+
+
+@pytest.fixture(scope="module")
+def large():
+    """Big enough for the detector to judge (too few cells in a section look like a missing one)."""
+    return make_phantom((8, 320, 320), seed=12).raw
+
+
+def _degrade(clean, plan):
+    out, masks = clean.copy(), np.zeros(clean.shape, np.uint8)
+    for z, mode in plan.items():
+        art = simulate_ms(clean, z, seed=z, mode=mode)
+        out[z], masks[z][art.mask] = art.image, BITS["ms"]
+    return out, masks
+
+
+def test_restore_fills_single_sections_runs_and_partial_losses(large):
+    degraded, masks = _degrade(large, {1: "blank", 3: "noise", 4: "constant", 6: "partial"})
+    before = degraded.copy()
+    result = restore(degraded, masks=masks, tile=128)
+    assert np.array_equal(degraded, before)  # the input is never modified
+    assert result.stack.dtype == degraded.dtype
+    untouched = masks == 0
+    assert np.array_equal(result.stack[untouched], degraded[untouched])
+    records = {r["index"]: r for r in result.report["restored"]}
+    assert sorted(records) == [1, 3, 4, 6]
+    assert records[3]["sources"] == [2, 5] and records[3]["position"] == pytest.approx(1 / 3, abs=1e-4)
+    assert records[4]["sources"] == [2, 5] and records[4]["position"] == pytest.approx(2 / 3, abs=1e-4)
+    assert records[6]["kind"] == "partial" and records[6]["action"] == "interpolated"
+    linear = baselines.linear(degraded, masks)
+    for z in (1, 3, 4, 6):  # the shipped model knows the phantom: better than the neighbours' blend
+        assert metrics.psnr(result.stack[z], large[z]) > metrics.psnr(linear[z], large[z])
+        assert metrics.psnr(result.stack[z], large[z]) > metrics.psnr(degraded[z], large[z])
+
+
+def test_restore_at_the_ends_copies_the_one_neighbour(clean):
+    degraded, masks = _degrade(clean, {0: "blank"})
+    result = restore(degraded, masks=masks)
+    record = result.report["restored"][0]
+    assert record["action"] == "copied" and record["sources"] == [1]
+    assert np.array_equal(result.stack[0], degraded[1])
+
+
+def test_restore_detects_missing_sections_itself(large):
+    degraded, _ = _degrade(large, {3: "blank", 5: "noise"})
+    result = restore(degraded)
+    assert [r["index"] for r in result.report["restored"]] == [3, 5]
+    assert "detection" in result.report
+
+
+def test_fit_then_restore_round_trip(clean, tmp_path):
+    trained = fit(clean, tmp_path / "m", minutes=None, iterations=40, config=TINY, batch_size=4, crop=64,
+                  detect=False, progress=False, loss="mse")
+    degraded, masks = _degrade(clean, {4: "blank"})
+    from_folder = restore(degraded, model=tmp_path / "m", masks=masks)
+    from_object = restore(degraded, model=trained.model, masks=masks)
+    assert np.array_equal(from_folder.stack, from_object.stack)
+    assert from_folder.report["model"] == str(tmp_path / "m")
+
+
+def test_restore_rejects_bad_input(clean):
+    with pytest.raises(ValueError, match=r"\[Z, H, W\]"):
+        restore(clean[0])
+    with pytest.raises(ValueError, match="at least 3 sections"):
+        restore(clean[:2])
+    with pytest.raises(TypeError, match="numpy stack"):
+        restore([clean[0]] * 3)
+    with pytest.raises(ValueError, match="masks must be uint8"):
+        restore(clean, masks=np.zeros((10, 96, 95), np.uint8))
+    bad = clean.astype(np.float32) / 255
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        restore(bad)
+
+
+def test_cli_fit_and_restore(large, tmp_path, capsys):
+    degraded, _ = _degrade(large, {4: "blank"})
+    tifffile.imwrite(tmp_path / "in.tif", degraded)
+    tifffile.imwrite(tmp_path / "train.tif", large)
+    digest = (tmp_path / "in.tif").read_bytes()
+    assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "2",
+                     "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect", "--quiet"]) == 0
+    assert "2 iterations" in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="not empty"):
+        cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
+    assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"),
+                     "--model", str(tmp_path / "m"), "--quiet"]) == 0
+    assert (tmp_path / "in.tif").read_bytes() == digest
+    out = io.read_stack(tmp_path / "out.tif")
+    assert out.shape == degraded.shape and not np.array_equal(out[4], degraded[4])
+    assert np.array_equal(np.delete(out, 4, 0), np.delete(degraded, 4, 0))
+    report = json.loads((tmp_path / "out_report.json").read_text())
+    assert [r["index"] for r in report["restored"]] == [4]
+    assert io.read_stack(tmp_path / "out_masks.tif")[4].all()
+    with pytest.raises(SystemExit, match="exist"):
+        cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--quiet"])
+
+
+def test_demo_beats_the_baselines_with_the_shipped_model(tmp_path, capsys):
+    assert cli.main(["demo", "-o", str(tmp_path / "demo"), "--quiet"]) == 0
+    report = json.loads((tmp_path / "demo" / "report.json").read_text())
+    scores = report["scores"]
+    assert report["detection"]["found_sections"] == report["detection"]["true_sections"]
+    for name in ("degraded", "substitution", "linear", "flow"):
+        assert scores["emrestore"]["psnr"] > scores[name]["psnr"], (name, scores)
+    import cv2
+
+    panel = cv2.imread(str(tmp_path / "demo" / "panel.png"))
+    assert panel is not None and panel.shape[0] > 3 * 300
+    assert "| emrestore |" in capsys.readouterr().out
