@@ -124,3 +124,18 @@ def test_demo_beats_the_baselines_with_the_shipped_model(tmp_path, capsys):
     panel = cv2.imread(str(tmp_path / "demo" / "panel.png"))
     assert panel is not None and panel.shape[0] > 3 * 300
     assert "| emrestore |" in capsys.readouterr().out
+
+
+def test_cli_restore_reports_bad_input_clearly(tmp_path):
+    import cv2
+
+    folder = tmp_path / "sections"
+    folder.mkdir()
+    for i, shape in enumerate([(32, 32), (32, 32), (32, 40)]):
+        cv2.imwrite(str(folder / f"{i:02d}.png"), np.zeros(shape, np.uint8))
+    with pytest.raises(SystemExit, match="emrestore restore: .*32, 40"):
+        cli.main(["restore", str(folder), "-o", str(tmp_path / "out.tif"), "--quiet"])
+    tifffile.imwrite(tmp_path / "two.tif", np.zeros((2, 32, 32), np.uint8))
+    with pytest.raises(SystemExit, match="at least 3 sections"):
+        cli.main(["restore", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out.tif"), "--quiet"])
+    assert not (tmp_path / "out.tif").exists()

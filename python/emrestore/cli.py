@@ -243,11 +243,15 @@ def fit_command(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise SystemExit(f"emrestore fit: {out} is not empty; pass --resume to continue it or --overwrite")
-    config = InterpolationConfig(kernel_size=args.kernel_size, widths=tuple(int(w) for w in args.widths.split(",")))
+    try:
+        widths = tuple(int(w) for w in args.widths.split(","))
+    except ValueError:
+        raise SystemExit(f"emrestore fit: --widths expects comma-separated integers; got {args.widths!r}") from None
+    config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss, max_gap=args.max_gap,
-                 detect=not args.no_detect, seed=args.seed, device=args.device, resume=args.resume,
-                 progress=not args.quiet)
+                 detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
+                 resume=args.resume, progress=not args.quiet)
     r = result.record
     val = "-" if r.get("val_psnr") is None else f"{r['val_psnr']:.2f} dB"
     print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, validation PSNR {val} -> {out}")
@@ -367,7 +371,8 @@ def main(argv: list[str] | None = None) -> int:
                        "model.safetensors, config.json (architecture, normalisation, training record), "
                        "optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
     p.add_argument("input", metavar="IN", nargs="?", help="stack (TIFF, .npy, folder of sections)")
-    p.add_argument("--phantom", action="store_true", help="train on the built-in phantom instead")
+    p.add_argument("--phantom", action="store_true",
+                   help="train on the built-in phantom instead (artifact-free: no detection)")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model folder")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
     p.add_argument("--iterations", type=int, help="step budget (with --minutes: whichever ends first)")
@@ -411,7 +416,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=demo_command)
     args = parser.parse_args(argv)
-    return args.func(args)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError, TypeError) as e:  # bad input: the message, not a traceback
+        raise SystemExit(f"emrestore {args.command}: {e}") from e
 
 
 if __name__ == "__main__":
