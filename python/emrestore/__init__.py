@@ -12,7 +12,18 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0+unknown"
 
 from . import ops  # noqa: E402  (loads the compiled operators, or selects the fallback)
-from .models import fit  # noqa: E402
-from .restoration import restore  # noqa: E402
 
 __all__ = ["fit", "ops", "restore", "__version__"]
+
+
+def __getattr__(name):
+    # The workflow entry points load on first use, so `import emrestore.ops` stays light.
+    if name == "fit":
+        from .models import fit
+
+        return fit
+    if name == "restore":
+        from .restoration import restore
+
+        return restore
+    raise AttributeError(f"module 'emrestore' has no attribute {name!r}")
