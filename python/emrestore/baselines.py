@@ -33,7 +33,7 @@ def _check(stack, masks):
         raise ValueError(f"baselines: need at least 2 sections to restore from neighbours; got {len(stack)}")
 
 
-def _neighbours(bad: np.ndarray, z: int) -> tuple[int | None, int | None]:
+def clean_neighbours(bad: np.ndarray, z: int) -> tuple[int | None, int | None]:
     """Nearest sections above and below z without artifacts."""
     below = next((i for i in range(z - 1, -1, -1) if not bad[i]), None)
     above = next((i for i in range(z + 1, len(bad)) if not bad[i]), None)
@@ -47,7 +47,7 @@ def _apply(stack, masks, fill):
     out = stack.copy()
     bad = masks.reshape(len(masks), -1).any(1)
     for z in np.flatnonzero(bad):
-        below, above = _neighbours(bad, z)
+        below, above = clean_neighbours(bad, z)
         if below is None and above is None:
             continue  # nothing to restore from
         image = fill(z, below, above)

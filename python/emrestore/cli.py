@@ -173,7 +173,7 @@ def detect(args: argparse.Namespace) -> int:
 
 def evaluate_command(args: argparse.Namespace) -> int:
     """Degrades held-out sections of each DATA stack, restores them with each method, scores them."""
-    from . import baselines, evaluate, io
+    from . import baselines, evaluate
 
     artifacts = [a for a in args.artifacts.split(",") if a]
     methods = [m for m in args.methods.split(",") if m]
@@ -190,13 +190,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
         raise SystemExit("emrestore evaluate: --labels goes with exactly one DATA stack")
     rows = []
     for path in args.data:
-        part = _section_range(args.range)
-        stack = io.read_stack(path)[part][:: args.z_step]
+        stack = _read_selected("evaluate", path, args)
         labels = None
         if args.labels:
             from scipy import ndimage
 
-            raw = io.read_stack(args.labels)[part][:: args.z_step]
+            raw = _read_selected("evaluate", args.labels, args)
             labels = np.stack([ndimage.label(s > 0)[0] for s in raw])  # membrane masks: cells are > 0
         p = Path(path)
         name = (f"{p.parent.name}/{p.name}" + (f" [{args.range}]" if args.range else "")
@@ -219,13 +218,18 @@ def _section_range(text: str | None) -> slice:
     return slice(start, stop)
 
 
-def _read_input(command: str, args: argparse.Namespace) -> np.ndarray:
-    """IN, cut to --range and thinned by --z-step."""
+def _read_selected(command: str, path, args: argparse.Namespace) -> np.ndarray:
+    """The stack at ``path``, cut to --range and thinned by --z-step."""
     from . import io
 
     if args.z_step < 1:
         raise SystemExit(f"emrestore {command}: --z-step must be >= 1; got {args.z_step}")
-    return io.read_stack(args.input)[_section_range(args.range)][:: args.z_step]
+    return io.read_stack(path)[_section_range(args.range)][:: args.z_step]
+
+
+def _add_selection(p: argparse.ArgumentParser, of: str) -> None:
+    p.add_argument("--range", metavar="START:STOP", help=f"use only these sections of {of}")
+    p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
 
 
 def fit_command(args: argparse.Namespace) -> int:
@@ -239,7 +243,7 @@ def fit_command(args: argparse.Namespace) -> int:
 
         stack = make_phantom(PHANTOM_SHAPE, seed=args.seed).raw
     else:
-        stack = _read_input("fit", args)
+        stack = _read_selected("fit", args.input, args)
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise SystemExit(f"emrestore fit: {out} is not empty; pass --resume to continue it or --overwrite")
@@ -359,8 +363,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="degraded,substitution,linear,flow,inpaint")
     p.add_argument("--labels", help="ground-truth membrane masks for the one DATA stack (cells > 0)")
     p.add_argument("--model", metavar="DIR", help="also score this interpolation model (method \"emrestore\")")
-    p.add_argument("--range", metavar="START:STOP", help="use only these sections of each DATA stack")
-    p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
+    _add_selection(p, "each DATA stack")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="results", help="results folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -376,8 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model folder")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
     p.add_argument("--iterations", type=int, help="step budget (with --minutes: whichever ends first)")
-    p.add_argument("--range", metavar="START:STOP", help="use only these sections of IN")
-    p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
+    _add_selection(p, "IN")
     p.add_argument("--kernel-size", type=int, default=21, help="taps per 1-D kernel (default 21)")
     p.add_argument("--widths", default="16,32,64,96", help="U-Net channels per level (default 16,32,64,96)")
     p.add_argument("--batch-size", type=int, default=8)

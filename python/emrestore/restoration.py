@@ -10,9 +10,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .simulate._common import BITS, full_scale
-
-DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+from .baselines import clean_neighbours
+from .simulate._common import BITS, full_scale, to_dtype
 
 
 @dataclass
@@ -20,26 +19,6 @@ class Restoration:
     stack: np.ndarray  # [Z, H, W], the input's dtype
     masks: np.ndarray  # uint8 [Z, H, W], artifact bits (ms 1, sff 2, sp 4)
     report: dict = field(default_factory=dict)  # JSON-ready: what was changed, and how
-
-
-def _check(volume) -> np.ndarray:
-    if not isinstance(volume, np.ndarray):
-        raise TypeError(f"restore: expected a numpy stack [Z, H, W]; got {type(volume).__name__}")
-    if volume.ndim != 3:
-        raise ValueError(f"restore: expected a stack [Z, H, W]; got shape {volume.shape}")
-    if volume.shape[0] < 3:
-        raise ValueError(f"restore: need at least 3 sections to interpolate from neighbours; got {volume.shape[0]}")
-    if volume.dtype not in DTYPES:
-        raise TypeError(f"restore: expected uint8, uint16, float32 or float64; got {volume.dtype}")
-    if volume.dtype.kind == "f" and not np.isfinite(volume).all():
-        raise ValueError("restore: the stack contains NaN or infinite values")
-    return volume
-
-
-def _from_unit(image: np.ndarray, dtype) -> np.ndarray:
-    if np.dtype(dtype).kind in "ui":
-        return np.clip(np.rint(image * full_scale(dtype)), 0, np.iinfo(dtype).max).astype(dtype)
-    return image.astype(dtype)
 
 
 def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, detect_options: dict | None = None,
@@ -54,12 +33,13 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
             ``emrestore.detect.detect_stack`` with ``detect_options``.
         tile: inference tile side (None: whole sections at once).
     """
-    from .models import SepConvInterpolator, interpolate, load_model
+    from .detect.stack import check_stack
+    from .models import SepConvInterpolator, interpolate, load_model, pick_device
 
-    volume = _check(volume)
+    volume = check_stack(volume, "restore", min_sections=3)
     if not isinstance(model, SepConvInterpolator):
         model, _ = load_model(model)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(device)
     model = model.to(device).eval()
     sections = None
     if masks is None:
@@ -82,15 +62,14 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
 
         iterator = tqdm(todo, desc="restore", unit="section")
     for z in iterator:
-        below = next((i for i in range(z - 1, -1, -1) if not bad[i]), None)
-        above = next((i for i in range(z + 1, len(bad)) if not bad[i]), None)
+        below, above = clean_neighbours(bad, z)
         region = missing[z]
         record = {"index": int(z), "artifact": "ms", "kind": "whole" if whole[z] else "partial",
                   "fraction": round(float(region.mean()), 4)}
         if below is not None and above is not None:
             t = (z - below) / (above - below)
-            filled = _from_unit(interpolate(model, volume[below], volume[above], t, tile=tile, device=device),
-                                volume.dtype)
+            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device)
+            filled = to_dtype(section * full_scale(volume.dtype), volume.dtype)
             record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
         elif below is not None or above is not None:
             src = below if below is not None else above

@@ -19,17 +19,21 @@ class StackDetection:
     sections: list[dict] = field(default_factory=list)  # JSON-ready verdict and geometry per section
 
 
-def _check_stack(stack) -> np.ndarray:
+def check_stack(stack, who: str = "detect", min_sections: int = 1) -> np.ndarray:
+    """The checks every whole-stack entry point makes; errors name ``who`` and what it expected."""
     if not isinstance(stack, np.ndarray):
-        raise TypeError(f"detect: expected a numpy stack [Z, H, W]; got {type(stack).__name__}")
+        raise TypeError(f"{who}: expected a numpy stack [Z, H, W]; got {type(stack).__name__}")
     if stack.ndim != 3:
-        raise ValueError(f"detect: expected a stack [Z, H, W]; got shape {stack.shape}")
+        raise ValueError(f"{who}: expected a stack [Z, H, W]; got shape {stack.shape}")
     if stack.shape[0] == 0:
-        raise ValueError("detect: the stack is empty (0 sections)")
+        raise ValueError(f"{who}: the stack is empty (0 sections)")
+    if stack.shape[0] < min_sections:
+        raise ValueError(f"{who}: need at least {min_sections} sections to interpolate from neighbours; "
+                         f"got {stack.shape[0]}")
     if stack.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        raise TypeError(f"detect: expected uint8, uint16, float32 or float64; got {stack.dtype}")
+        raise TypeError(f"{who}: expected uint8, uint16, float32 or float64; got {stack.dtype}")
     if stack.dtype.kind == "f" and not np.isfinite(stack).all():
-        raise ValueError("detect: the stack contains NaN or infinite values")
+        raise ValueError(f"{who}: the stack contains NaN or infinite values")
     return stack
 
 
@@ -42,7 +46,7 @@ def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None 
     called ``sp`` (and its blobs masked) only when one blob's core darkness reaches ``sp_verdict``:
     dark organelles reach about 0.8.
     """
-    stack = _check_stack(stack)
+    stack = check_stack(stack)
     missing = detect_missing(stack, **(ms or {}))
     masks = np.zeros(stack.shape, np.uint8)
     sections = []

@@ -17,6 +17,11 @@ DEFAULT_MODEL = Path(__file__).parent / "default"
 FORMAT = "emrestore.interpolation/1"
 
 
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, or CUDA when there is a GPU, else the CPU."""
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def _replace(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..simulate._common import full_scale
+from ..detect._common import to_unit
 from .interpolation import SepConvInterpolator, padded_size
 
 
@@ -19,7 +19,7 @@ def _unit(section) -> np.ndarray:
         raise ValueError(f"interpolate: expected 2-D sections [H, W]; got shape {a.shape}")
     if a.dtype.kind == "f" and not np.isfinite(a).all():
         raise ValueError("interpolate: a neighbour section contains NaN or infinite values")
-    return a.astype(np.float32) / np.float32(full_scale(a.dtype))
+    return to_unit(a)
 
 
 @torch.no_grad()

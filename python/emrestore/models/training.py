@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..simulate._common import full_scale
-from .checkpoint import load_model, save_model
+from ..detect._common import to_unit
+from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator
 from .tiling import interpolate
 
@@ -67,7 +67,7 @@ def _split(trips, val_fraction: float):
 
 
 def _unit(stack, z, ys=slice(None), xs=slice(None)) -> np.ndarray:
-    return np.asarray(stack[z, ys, xs], dtype=np.float32) / np.float32(full_scale(np.dtype(stack.dtype)))
+    return to_unit(np.asarray(stack[z, ys, xs]))
 
 
 class _Sampler:
@@ -159,7 +159,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
     z, h, w = stack.shape
     crop = min(crop, h, w)
     folder = Path(folder)
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = pick_device(device)
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
 
