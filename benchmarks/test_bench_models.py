@@ -1,5 +1,6 @@
 """The interpolation network with the default architecture (K = 21, widths 16-32-64-96):
-inference sections/s at 1024 x 1024, training samples/s (batch 8, 128 x 128 crops), peak memory,
+inference sections/s at 1024 x 1024 (the optical-flow alignment included), training samples/s
+(batch 8, 128 x 128 crops; drawing a batch, alignment included, separately), peak memory,
 and the share of training time spent in the ``sepconv`` op (it must not be the bottleneck).
 
 Run: pytest benchmarks/test_bench_models.py --benchmark-enable --benchmark-columns=median,rounds -s
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
-from emrestore.models.training import _loss
+from emrestore.models.training import _Sampler, _loss
 
 SIDE = 1024
 
@@ -55,6 +56,18 @@ def test_training_step(benchmark):
     assert torch.isfinite(loss)
     if benchmark.stats is not None:
         benchmark.extra_info["samples_per_second"] = 8 / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("align", [True, False], ids=["aligned", "plain"])
+def test_training_batch(benchmark, align):
+    """Drawing one batch (crops of 3 sections, augmentation, and the optical-flow alignment of the
+    outer two); ``fit`` draws it in a thread while the previous batch trains."""
+    from emrestore.phantom import make_phantom
+
+    stack = make_phantom((6, 512, 512), seed=0).raw
+    sampler = _Sampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128, np.random.default_rng(0), align=align)
+    frames, _ = benchmark.pedantic(sampler.batch, args=(8,), rounds=5, warmup_rounds=1)
+    assert frames.shape == (8, 3, 128, 128)
 
 
 def test_sepconv_is_not_the_training_bottleneck():

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from emrestore import metrics
+from emrestore import baselines, metrics
 from emrestore.models import (
     InterpolationConfig,
     SepConvInterpolator,
@@ -12,8 +12,9 @@ from emrestore.models import (
     load_model,
     save_model,
 )
-from emrestore.models.training import triplets
+from emrestore.models.training import _Sampler, triplets
 from emrestore.phantom import make_phantom
+from scipy import ndimage
 
 TINY = InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
 
@@ -37,6 +38,42 @@ def test_untrained_model_blends_the_neighbours_by_position():
     for t in (0.25, 0.5, 2 / 3):
         out = model(a, b, torch.tensor([t]))
         assert torch.allclose(out, torch.full_like(out, 0.2 * (1 - t) + 0.8 * t), atol=1e-5)
+
+
+def _moving_texture(dx=4, size=120):
+    """Three uint8 sections of one texture moving by dx px per section."""
+    base = ndimage.gaussian_filter(np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3)
+    base = (base - base.min()) / (base.max() - base.min()) * 255
+    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(3)]).astype(np.uint8)
+
+
+def test_untrained_flow_guided_model_equals_the_flow_baseline():
+    stack = _moving_texture()
+    model = SepConvInterpolator(InterpolationConfig(kernel_size=1, widths=(8, 16), align="flow")).eval()
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[1] = 1
+    out = interpolate(model, stack[0], stack[2], 0.5, tile=None)
+    np.testing.assert_allclose(out * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
+
+
+def test_sampler_aligns_the_outer_sections_to_the_middle():
+    stack = _moving_texture()
+    crops = {}
+    for align in (False, True):
+        sampler = _Sampler(stack, [(0, 1, 2)], 64, np.random.default_rng(0), augment=False, align=align)
+        frames, ts = sampler.batch(2)
+        assert frames.shape == (2, 3, 64, 64) and torch.equal(ts, torch.tensor([0.5, 0.5]))
+        crops[align] = frames.numpy()
+    error = {k: float(np.abs(v[:, [0, 2]] - v[:, 1:2]).mean()) for k, v in crops.items()}
+    assert error[True] < 0.25 * error[False], error
+
+
+def test_config_alignment_choice_and_old_checkpoints():
+    assert InterpolationConfig().align == "flow"
+    assert InterpolationConfig.from_dict(InterpolationConfig(align="none").to_dict()).align == "none"
+    assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16]}).align == "none"  # before flow
+    with pytest.raises(ValueError, match="align must be one of"):
+        InterpolationConfig(align="optical")
 
 
 def test_output_is_a_convex_combination_of_neighbour_pixels():
@@ -69,9 +106,10 @@ def test_receptive_radius_bounds_the_dependence():
     assert not torch.allclose(model(a3, b, torch.tensor([0.5]))[0, 0, c, c], ref)
 
 
+@pytest.mark.parametrize("align", ["flow", "none"])
 @pytest.mark.parametrize("tile", [16, 40, 64])
-def test_tiled_inference_equals_whole_section(tile):
-    model = _random_model()
+def test_tiled_inference_equals_whole_section(tile, align):
+    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align=align))
     rng = np.random.default_rng(0)
     a, b = rng.random((90, 77)).astype(np.float32), rng.random((90, 77)).astype(np.float32)
     whole = interpolate(model, a, b, 0.4, tile=None)

@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-import torch
 
-from . import ops
+from .alignment import align_pair, to_u8
 from .simulate import MS
 
 
@@ -86,31 +85,12 @@ def linear(stack, masks):
     return _apply(stack, masks, fill)
 
 
-def _to_u8(section):
-    if section.dtype == np.uint8:
-        return section
-    scale = 255.0 / (np.iinfo(section.dtype).max if section.dtype.kind in "ui" else 1.0)
-    return np.clip(section.astype(np.float64) * scale, 0, 255).astype(np.uint8)
-
-
 def flow(stack, masks):
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-
     def fill(z, below, above):
         if below is None or above is None:
             return stack[above if below is None else below].astype(np.float64)
         t = (z - below) / (above - below)
-        a, b = stack[below].astype(np.float32), stack[above].astype(np.float32)
-        f_ab = dis.calc(_to_u8(stack[below]), _to_u8(stack[above]), None)  # a(p) ~ b(p + f_ab(p))
-        f_ba = dis.calc(_to_u8(stack[above]), _to_u8(stack[below]), None)
-        # The section at fraction t between a and b samples a at p - t f_ab(p) and b at
-        # p - (1 - t) f_ba(p): the flows are taken at p itself, fine for the small, smooth motion
-        # between neighbouring sections.
-        fa = torch.from_numpy((-t * f_ab).astype(np.float32)).permute(2, 0, 1)[None].contiguous()
-        fb = torch.from_numpy((-(1 - t) * f_ba).astype(np.float32)).permute(2, 0, 1)[None].contiguous()
-        with torch.no_grad():
-            wa = ops.warp(torch.from_numpy(a)[None, None], fa, "bilinear", "border")[0, 0].numpy()
-            wb = ops.warp(torch.from_numpy(b)[None, None], fb, "bilinear", "border")[0, 0].numpy()
+        wa, wb = align_pair(stack[below], stack[above], t)
         return (1 - t) * wa.astype(np.float64) + t * wb.astype(np.float64)
 
     return _apply(stack, masks, fill)
@@ -124,7 +104,7 @@ def inpaint(stack, masks):
         if (masks[z] & MS).any():
             continue  # missing content: nothing in the section to inpaint from
         region = (masks[z] > 0).astype(np.uint8)
-        u8 = _to_u8(stack[z])
+        u8 = to_u8(stack[z])
         filled = cv2.inpaint(u8, region, 5, cv2.INPAINT_TELEA).astype(np.float64)
         if stack.dtype != np.uint8:
             filled *= (np.iinfo(stack.dtype).max if stack.dtype.kind in "ui" else 1.0) / 255.0

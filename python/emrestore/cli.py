@@ -251,7 +251,7 @@ def fit_command(args: argparse.Namespace) -> int:
         widths = tuple(int(w) for w in args.widths.split(","))
     except ValueError:
         raise SystemExit(f"emrestore fit: --widths expects comma-separated integers; got {args.widths!r}") from None
-    config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths)
+    config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths, align=args.align)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss, max_gap=args.max_gap,
                  detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
@@ -382,6 +382,8 @@ def main(argv: list[str] | None = None) -> int:
     _add_selection(p, "IN")
     p.add_argument("--kernel-size", type=int, default=21, help="taps per 1-D kernel (default 21)")
     p.add_argument("--widths", default="16,32,64,96", help="U-Net channels per level (default 16,32,64,96)")
+    p.add_argument("--align", choices=("flow", "none"), default="flow",
+                   help="align the neighbours by optical flow before the kernels (default), or not")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
     p.add_argument("--lr", type=float, default=2e-3)

@@ -10,6 +10,12 @@ predicts, per output pixel, a vertical and a horizontal K-tap kernel for each ne
 Each 1-D kernel is a softmax (non-negative, summing to one) and the vertical kernels carry a
 per-pixel blend weight w and 1 - w, so the output is a convex combination of neighbour pixels:
 no ringing, brightness kept, and an untrained network already equals a blend of the neighbours.
+
+With ``align="flow"`` (the default) the neighbours are first warped to the section's position by
+dense optical flow (``emrestore.alignment``; ``interpolate`` and ``fit`` do this, ``forward`` takes
+the aligned pair). The flow carries large and smooth motion, beyond the kernels' K // 2 reach; the
+kernels fix where it is wrong and the blend picks, per pixel, the neighbour that fits. Untrained,
+such a network equals the ``flow`` baseline.
 """
 
 from __future__ import annotations
@@ -24,17 +30,25 @@ from torch import nn
 from .. import ops
 
 
+ALIGNMENTS = ("flow", "none")
+
+
 @dataclass(frozen=True)
 class InterpolationConfig:
     kernel_size: int = 21  # K: taps per 1-D kernel, the largest displacement is K // 2 pixels
     widths: tuple[int, ...] = (16, 32, 64, 96)  # U-Net channels per level; len - 1 poolings by 2
     head_width: int = 32  # channels of the kernel heads' hidden layer
+    # "flow": the neighbours are first aligned to the section's position by optical flow
+    # (emrestore.alignment) and the kernels refine that; "none": the kernels do all the motion.
+    align: str = "flow"
 
     def __post_init__(self):
         if self.kernel_size < 1:
             raise ValueError(f"kernel_size must be >= 1; got {self.kernel_size}")
         if len(self.widths) < 1 or min(self.widths) < 1:
             raise ValueError(f"widths must be a non-empty sequence of positive ints; got {self.widths}")
+        if self.align not in ALIGNMENTS:
+            raise ValueError(f"align must be one of {ALIGNMENTS}; got {self.align!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     def to_dict(self) -> dict:
@@ -42,6 +56,7 @@ class InterpolationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InterpolationConfig:
+        d = {"align": "none", **d}  # checkpoints from before flow guidance
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
     @property
@@ -70,7 +85,8 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 
 class SepConvInterpolator(nn.Module):
     """``forward(prev, next, t)``: prev, next [B, 1, H, W] in [0, 1] (H, W multiples of
-    ``config.stride``), t [B] the position in (0, 1) between them; returns [B, 1, H, W]."""
+    ``config.stride``; aligned to t first when ``config.align == "flow"``), t [B] the position in
+    (0, 1) between them; returns [B, 1, H, W]."""
 
     def __init__(self, config: InterpolationConfig | None = None, *, mean: float = 0.5, std: float = 0.2):
         super().__init__()

@@ -1,7 +1,8 @@
 """Inference on sections of any size: overlapping tiles with a halo of the network's receptive
 radius (network context plus the kernels' reach), aligned to its pooling stride. Every output pixel
 is computed from exactly the context it would see in a whole-section pass, so tiles are cropped,
-not blended, and the tiled result equals the whole-section result to float rounding: no seams."""
+not blended, and the tiled result equals the whole-section result to float rounding: no seams.
+For flow-guided models the flow is computed once on the whole section, before tiling."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..alignment import align_pair
 from ..detect._common import to_unit
 from .interpolation import SepConvInterpolator, padded_size
 
@@ -33,6 +35,8 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
+    if model.config.align == "flow":
+        a, b = align_pair(a, b, t)
     device = torch.device(device) if device is not None else model_device(model)
     stride = model.config.stride
     halo = padded_size(model.config.receptive_radius, stride)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..alignment import align_pair
 from ..detect._common import to_unit
 from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator
@@ -72,40 +74,47 @@ def _unit(stack, z, ys=slice(None), xs=slice(None)) -> np.ndarray:
 
 class _Sampler:
     """Random crops of training triplets with flips, 90-degree turns, order swap and
-    brightness/contrast jitter (one draw per triplet, applied to all three sections)."""
+    brightness/contrast jitter (one draw per triplet, applied to all three sections). With
+    ``align``, the outer two are then aligned to the middle one's position as ``interpolate`` does,
+    on a crop ``margin`` pixels larger on each side, so the flow sees context past the crop."""
 
     def __init__(self, stack, trips, crop: int, rng: np.random.Generator, augment: bool = True,
-                 jitter: float = 0.15):
+                 jitter: float = 0.15, align: bool = False, margin: int = 32):
         self.stack, self.trips, self.crop, self.rng, self.jitter = stack, trips, crop, rng, jitter
-        self.augment = augment
+        self.augment, self.align, self.margin = augment, align, margin
         # Gap-1 triplets are the common case (single missing sections): half of all draws.
         gaps = np.array([(z - a == 1 and b - z == 1) for a, z, b in trips], float)
         n_single = gaps.sum()
         p = np.where(gaps > 0, 0.5 / max(n_single, 1), 0.5 / max(len(trips) - n_single, 1))
         self.p = p / p.sum()
 
+    def _augment(self, t, pos):
+        if self.rng.random() < 0.5:  # order swap
+            t, pos = t[::-1], 1 - pos
+        t = np.rot90(t, int(self.rng.integers(4)), axes=(1, 2))
+        if self.rng.random() < 0.5:
+            t = t[:, :, ::-1]
+        gain = math.exp(self.rng.uniform(-self.jitter, self.jitter))
+        t = np.clip((t - t.mean()) * gain + t.mean() + self.rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
+        return t, pos
+
     def batch(self, size: int):
         _, h, w = self.stack.shape
         c = self.crop
+        m = max(0, min(self.margin, (h - c) // 2, (w - c) // 2)) if self.align else 0
+        e = c + 2 * m
         items, ts = [], []
         for i in self.rng.choice(len(self.trips), size=size, p=self.p):
             a, z, b = self.trips[i]
-            y, x = int(self.rng.integers(0, h - c + 1)), int(self.rng.integers(0, w - c + 1))
-            win = (slice(y, y + c), slice(x, x + c))
+            y, x = int(self.rng.integers(0, h - e + 1)), int(self.rng.integers(0, w - e + 1))
+            win = (slice(y, y + e), slice(x, x + e))
             t = np.stack([_unit(self.stack, s, *win) for s in (a, z, b)])
             pos = (z - a) / (b - a)
-            if not self.augment:
-                items.append(t)
-                ts.append(pos)
-                continue
-            if self.rng.random() < 0.5:  # order swap
-                t, pos = t[::-1], 1 - pos
-            t = np.rot90(t, int(self.rng.integers(4)), axes=(1, 2))
-            if self.rng.random() < 0.5:
-                t = t[:, :, ::-1]
-            gain = math.exp(self.rng.uniform(-self.jitter, self.jitter))
-            t = np.clip((t - t.mean()) * gain + t.mean() + self.rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
-            items.append(np.ascontiguousarray(t))
+            if self.augment:
+                t, pos = self._augment(t, pos)
+            if self.align:
+                t = np.stack([*align_pair(t[0], t[2], pos), t[1]])[[0, 2, 1], m:m + c, m:m + c]
+            items.append(np.ascontiguousarray(t, dtype=np.float32))
             ts.append(pos)
         return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
 
@@ -147,6 +156,9 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         exclude: [Z] bool, sections never used (default: the ones ``emrestore.detect`` flags, if
             ``detect``); ``max_gap``: largest gap on each side (runs of missing sections).
         augment: flips, 90-degree turns, order swap, brightness/contrast jitter.
+        config: the architecture (default ``InterpolationConfig()``: flow-guided); with
+            ``config.align == "flow"`` each crop's outer sections are aligned as ``interpolate``
+            aligns them.
         resume: continue from ``folder``'s checkpoint (weights, optimizer, record), for ``minutes``
             / ``iterations`` more.
         device: default CUDA when available.
@@ -192,7 +204,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
-    sampler = _Sampler(stack, train, crop, rng, augment)
+    sampler = _Sampler(stack, train, crop, rng, augment, align=model.config.align == "flow")
     val_crops = []
     for a, t, b in val:  # fixed central crops
         y0, x0 = max(0, (h - val_size) // 2), max(0, (w - val_size) // 2)
@@ -219,36 +231,43 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                    unit="s" if minutes is not None else "it", dynamic_ncols=True)
     model.train()
     step, running, val_psnr = 0, None, record.get("val_psnr")
-    while True:
-        elapsed = time.perf_counter() - start
-        if elapsed >= budget_s or step >= budget_it:
-            break
-        frac = max(elapsed / budget_s, step / budget_it)
-        for g in optimizer.param_groups:
-            g["lr"] = lr * _schedule(frac)
-        frames, ts = sampler.batch(batch_size)
-        frames, ts = frames.to(device), ts.to(device)
-        pred = model(frames[:, :1], frames[:, 2:], ts)
-        value = _loss(pred, frames[:, 1:2], loss)
-        optimizer.zero_grad(set_to_none=True)
-        value.backward()
-        optimizer.step()
-        step += 1
-        running = value.item() if running is None else 0.95 * running + 0.05 * value.item()
-        now = time.perf_counter()
-        if now - last_log > 30 or now - start >= budget_s or step >= budget_it:
-            val_psnr = validate()
-            record["history"].append({"iteration": done_it + step, "seconds": round(done_s + now - start, 1),
-                                      "loss": round(running, 5), "val_psnr": val_psnr})
-            last_log = time.perf_counter()
-        if now - last_ckpt > checkpoint_minutes * 60:
-            _save(model, folder, record, optimizer, done_s + now - start, done_it + step, val_psnr)
-            last_ckpt = time.perf_counter()
-        if bar is not None:
-            bar.set_postfix(loss=f"{running:.4f}", val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
-                            it=done_it + step)
-            bar.n = min(bar.total, round(now - start) if minutes is not None else step)
-            bar.refresh()
+    # The next batch is drawn (read, augmented, aligned) while this one trains.
+    pool = ThreadPoolExecutor(max_workers=1)
+    pending = pool.submit(sampler.batch, batch_size)
+    try:
+        while True:
+            elapsed = time.perf_counter() - start
+            if elapsed >= budget_s or step >= budget_it:
+                break
+            frac = max(elapsed / budget_s, step / budget_it)
+            for g in optimizer.param_groups:
+                g["lr"] = lr * _schedule(frac)
+            frames, ts = pending.result()
+            pending = pool.submit(sampler.batch, batch_size)
+            frames, ts = frames.to(device), ts.to(device)
+            pred = model(frames[:, :1], frames[:, 2:], ts)
+            value = _loss(pred, frames[:, 1:2], loss)
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            optimizer.step()
+            step += 1
+            running = value.item() if running is None else 0.95 * running + 0.05 * value.item()
+            now = time.perf_counter()
+            if now - last_log > 30 or now - start >= budget_s or step >= budget_it:
+                val_psnr = validate()
+                record["history"].append({"iteration": done_it + step, "seconds": round(done_s + now - start, 1),
+                                          "loss": round(running, 5), "val_psnr": val_psnr})
+                last_log = time.perf_counter()
+            if now - last_ckpt > checkpoint_minutes * 60:
+                _save(model, folder, record, optimizer, done_s + now - start, done_it + step, val_psnr)
+                last_ckpt = time.perf_counter()
+            if bar is not None:
+                bar.set_postfix(loss=f"{running:.4f}", val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
+                                it=done_it + step)
+                bar.n = min(bar.total, round(now - start) if minutes is not None else step)
+                bar.refresh()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
     val_psnr = validate()
