@@ -47,3 +47,16 @@ def test_alignment_rejects_bad_input():
         optical_flow(np.zeros((8, 8), np.float32), np.zeros((8, 9), np.float32))
     with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]"):
         align_pair(np.zeros((8, 8), np.float32), np.zeros((8, 8), np.float32), 1.5)
+
+
+def test_alignment_is_safe_from_several_threads():
+    """fit aligns batches in a worker thread while validation aligns in the main one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pairs = [_shifted(d)[::2] for d in (2, 3, 4, 5)] * 4
+    expected = [align_pair(a, b, 0.5) for a, b in pairs]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda p: align_pair(p[0], p[1], 0.5), pairs))
+    for (ea, eb), (ga, gb) in zip(expected, got):
+        np.testing.assert_array_equal(ga, ea)
+        np.testing.assert_array_equal(gb, eb)

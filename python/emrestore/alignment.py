@@ -7,20 +7,23 @@ interpolation networks, whose per-pixel kernels then only refine what the flow g
 
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import torch
 
 from . import ops
 
-_DIS = {}
+_LOCAL = threading.local()
 
 
 def _dis():
-    # Created once: building a DIS object costs more than the flow of a small crop.
-    if "medium" not in _DIS:
-        _DIS["medium"] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _DIS["medium"]
+    # One per thread: a DIS object is not safe to share (fit draws batches in a second thread),
+    # and building one costs more than the flow of a small crop.
+    if not hasattr(_LOCAL, "dis"):
+        _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return _LOCAL.dis
 
 
 def to_u8(section: np.ndarray) -> np.ndarray:
