@@ -113,7 +113,8 @@ class _Sampler:
             if self.augment:
                 t, pos = self._augment(t, pos)
             if self.align:
-                t = np.stack([*align_pair(t[0], t[2], pos), t[1]])[[0, 2, 1], m:m + c, m:m + c]
+                before, after = align_pair(t[0], t[2], pos)
+                t = np.stack([before, t[1], after])[:, m:m + c, m:m + c]
             items.append(np.ascontiguousarray(t, dtype=np.float32))
             ts.append(pos)
         return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
