@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from emrestore import baselines, metrics
+from emrestore.alignment import align_pair
 from emrestore.models import (
     InterpolationConfig,
     SepConvInterpolator,
@@ -54,6 +55,15 @@ def test_untrained_flow_guided_model_equals_the_flow_baseline():
     masks[1] = 1
     out = interpolate(model, stack[0], stack[2], 0.5, tile=None)
     np.testing.assert_allclose(out * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
+
+
+def test_prealigned_neighbours_skip_the_flow():
+    stack = _moving_texture().astype(np.float32) / 255
+    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
+    before, after = align_pair(stack[0], stack[2], 0.4)
+    expected = interpolate(model, stack[0], stack[2], 0.4, tile=None)
+    np.testing.assert_allclose(interpolate(model, before, after, 0.4, tile=None, aligned=True), expected, atol=1e-6)
+    assert np.abs(interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True) - expected).max() > 0.01
 
 
 def test_sampler_aligns_the_outer_sections_to_the_middle():
@@ -155,7 +165,8 @@ def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     folder = tmp_path / "m"
     first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
                 progress=False)
-    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "config.json", "optimizer.pt"}
+    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "last.safetensors", "config.json",
+                                                  "optimizer.pt"}
     loaded, config = load_model(folder)
     assert config["model"]["kernel_size"] == 5 and config["training"]["iterations"] == 3
     for key, value in first.model.state_dict().items():
@@ -164,6 +175,22 @@ def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     assert again.record["iterations"] == 5
     assert json.loads((folder / "config.json").read_text())["training"]["iterations"] == 5
     assert any(not torch.equal(loaded.state_dict()[k], v.cpu()) for k, v in again.model.state_dict().items())
+
+
+def test_fit_ships_the_best_validated_weights(phantom, tmp_path):
+    folder = tmp_path / "m"
+    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
+                progress=False)
+    best = first.record["best"]
+    assert best["iteration"] == 3 and best["val_psnr"] == max(h["val_psnr"] for h in first.record["history"])
+    # A step size that wrecks the network: validation drops, the shipped weights stay the first fit's.
+    again = fit(phantom, folder, minutes=None, iterations=3, detect=False, progress=False, crop=32, resume=True,
+                lr=50.0)
+    assert again.record["val_psnr"] < best["val_psnr"] and again.record["best"] == best
+    shipped, last = load_model(folder)[0].state_dict(), load_model(folder, last=True)[0].state_dict()
+    for key, value in first.model.state_dict().items():
+        assert torch.equal(shipped[key], value.cpu()) and torch.equal(again.model.state_dict()[key].cpu(), value.cpu())
+    assert any(not torch.equal(last[k], v) for k, v in shipped.items())
 
 
 def test_load_model_rejects_missing_and_corrupt_folders(tmp_path):

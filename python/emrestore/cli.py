@@ -257,8 +257,9 @@ def fit_command(args: argparse.Namespace) -> int:
                  detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
                  resume=args.resume, progress=not args.quiet)
     r = result.record
-    val = "-" if r.get("val_psnr") is None else f"{r['val_psnr']:.2f} dB"
-    print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, validation PSNR {val} -> {out}")
+    best = r.get("best")
+    val = "-" if best is None else f"{best['val_psnr']:.2f} dB (kept: iteration {best['iteration']})"
+    print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, best validation PSNR {val} -> {out}")
     return 0
 
 
@@ -371,8 +372,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fit", help="train the missing-section interpolation network on your own stack",
                        description="Self-supervised: every clean section between clean neighbours is a "
                        "training target (sections the detector flags are left out). Writes -o DIR: "
-                       "model.safetensors, config.json (architecture, normalisation, training record), "
-                       "optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
+                       "model.safetensors (the best-validated weights), config.json (architecture, "
+                       "normalisation, training record), last.safetensors and optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
     p.add_argument("input", metavar="IN", nargs="?", help="stack (TIFF, .npy, folder of sections)")
     p.add_argument("--phantom", action="store_true",
                    help="train on the built-in phantom instead (artifact-free: no detection)")
@@ -387,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--loss", choices=("l1", "mse", "l1+grad"), default="l1")
+    p.add_argument("--loss", choices=("l1", "mse", "l1+grad"), default="l1",
+                   help="l1 (default), mse, or l1 plus an L1 term on pixel gradients (l1+grad)")
     p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")
     p.add_argument("--no-detect", action="store_true", help="use every section (skip artifact detection)")
     p.add_argument("--device", help="torch device (default: cuda if available)")

@@ -1,6 +1,8 @@
-"""Model folders: ``model.safetensors`` (weights and input standardisation), ``config.json``
-(architecture, normalisation and the training record) and, while training, ``optimizer.pt`` for
-resuming. Every file is written to a temporary name and renamed, so a folder is never half-written."""
+"""Model folders: ``model.safetensors`` (weights and input standardisation; after ``fit``, the
+weights that scored best in validation), ``config.json`` (architecture, normalisation and the
+training record) and, from training, ``last.safetensors`` (the latest weights) and ``optimizer.pt``
+for resuming. Every file is written to a temporary name and renamed, so a folder is never
+half-written."""
 
 from __future__ import annotations
 
@@ -28,13 +30,23 @@ def _replace(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None) -> Path:
+def _tensors(state: dict) -> dict:
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
+
+
+def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None, *,
+               weights: dict | None = None) -> Path:
+    """Writes ``model`` to ``folder``. ``weights``: a state dict to ship as ``model.safetensors``
+    instead of the model's own (``fit``: the best-validated one); with ``optimizer``, the model's
+    own weights and the optimizer state are kept too, for resuming."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _replace(folder / "model.safetensors", lambda p: save_file(tensors, str(p)))
+    tensors = _tensors(model.state_dict())
     if optimizer is not None:
+        _replace(folder / "last.safetensors", lambda p: save_file(tensors, str(p)))
         _replace(folder / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+    shipped = tensors if weights is None else _tensors(weights)
+    _replace(folder / "model.safetensors", lambda p: save_file(shipped, str(p)))
     config = {"format": FORMAT, "model": model.config.to_dict(),
               "normalization": {"input": "intensity / dtype maximum (floats as given), in [0, 1]",
                                 "mean": float(model.mean), "std": float(model.std)},
@@ -43,10 +55,15 @@ def save_model(model: SepConvInterpolator, folder, record: dict | None = None, o
     return folder
 
 
-def load_model(folder=None, *, device: str | torch.device = "cpu") -> tuple[SepConvInterpolator, dict]:
-    """The model in ``folder`` (default: the model shipped with the package) and its config.json."""
+def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = False
+               ) -> tuple[SepConvInterpolator, dict]:
+    """The model in ``folder`` (default: the model shipped with the package) and its config.json.
+    ``last``: the latest training weights (``last.safetensors``, for resuming) where the folder
+    has them, instead of the best-validated ones."""
     folder = Path(DEFAULT_MODEL if folder is None else folder)
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
+    if last and (folder / "last.safetensors").is_file():
+        weights_path = folder / "last.safetensors"
     if not config_path.is_file() or not weights_path.is_file():
         raise FileNotFoundError(f"not a model folder (expected config.json and model.safetensors): {folder}")
     try:

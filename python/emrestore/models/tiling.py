@@ -26,16 +26,18 @@ def _unit(section) -> np.ndarray:
 
 @torch.no_grad()
 def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, tile: int | None = 512,
-                device: str | torch.device | None = None) -> np.ndarray:
+                device: str | torch.device | None = None, aligned: bool = False) -> np.ndarray:
     """The section at fractional position ``t`` between ``before`` and ``after`` ([H, W], any dtype
     the package reads), as float32 in [0, 1]. ``tile``: core tile side in pixels (None or 0: one
-    pass over the whole section); each tile is read with a halo of ``model.config.receptive_radius``."""
+    pass over the whole section); each tile is read with a halo of ``model.config.receptive_radius``.
+    ``aligned``: for a flow-guided model, the neighbours are already aligned to ``t`` (as
+    ``emrestore.alignment.align_pair`` returns them), so the flow is not computed again."""
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
-    if model.config.align == "flow":
+    if model.config.align == "flow" and not aligned:
         a, b = align_pair(a, b, t)
     device = torch.device(device) if device is not None else model_device(model)
     stride = model.config.stride
