@@ -145,8 +145,8 @@ def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> flo
 
 def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None = None,
         config: InterpolationConfig | None = None, batch_size: int = 8, crop: int = 128, lr: float = 2e-3,
-        weight_decay: float = 1e-4, loss: str = "l1", max_gap: int = 3, exclude=None, detect: bool = True,
-        augment: bool = True, val_fraction: float = 0.1, val_size: int = 256, checkpoint_minutes: float = 2.0,
+        weight_decay: float = 1e-4, loss: str = "l1+grad", max_gap: int = 3, exclude=None, detect: bool = True,
+        augment: bool = True, val_fraction: float = 0.1, val_size: int = 512, checkpoint_minutes: float = 2.0,
         seed: int = 0, device: str | torch.device | None = None, resume: bool = False,
         progress: bool = True) -> FitResult:
     """Trains the interpolation network on ``stack`` [Z, H, W] and saves it to ``folder``.
@@ -160,13 +160,17 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         config: the architecture (default ``InterpolationConfig()``: flow-guided); with
             ``config.align == "flow"`` each crop's outer sections are aligned as ``interpolate``
             aligns them.
+        loss: ``"l1+grad"`` (L1 on the pixels and on their x and y differences: less blur where
+            the neighbours disagree), ``"l1"`` or ``"mse"``.
+        val_fraction, val_size: share of single-gap targets held out for validation, and the
+            side of the central crop of each that is scored.
         resume: continue from ``folder``'s checkpoint (latest weights, optimizer, record), for
             ``minutes`` / ``iterations`` more.
+        device: default CUDA when available.
 
     ``folder/model.safetensors`` and the returned model hold the weights that scored best on the
     held-out validation triplets (checked every 30 s and at the end; the last weights when there
     is no validation set); ``record["best"]`` says when.
-        device: default CUDA when available.
     """
     _check_stack(stack)
     if loss not in LOSSES:
