@@ -373,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
                        description="Self-supervised: every clean section between clean neighbours is a "
                        "training target (sections the detector flags are left out). Writes -o DIR: "
                        "model.safetensors (the best-validated weights), config.json (architecture, "
-                       "normalisation, training record), last.safetensors and optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
+                       "normalisation, training record), last.safetensors and optimizer.pt (for "
+                       "--resume). Uses a CUDA GPU when there is one.")
     p.add_argument("input", metavar="IN", nargs="?", help="stack (TIFF, .npy, folder of sections)")
     p.add_argument("--phantom", action="store_true",
                    help="train on the built-in phantom instead (artifact-free: no detection)")
