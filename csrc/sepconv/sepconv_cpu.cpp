@@ -166,31 +166,26 @@ void forward_kernel(const T* in, const T* v, const T* h, T* out, const SepconvGe
 // with G_i and h_j zero-extended by K - 1 columns on each side so that every tap reads in bounds.
 // A task owns a range of padded rows and visits every output row that reaches it, so the
 // accumulation needs no atomics, and the dot products share each h load across kRows values of i.
+// The zero-extended rows live in per-task scratch (a few hundred KiB, reused row after row): one
+// buffer for the whole image would cost a single-threaded zero fill and page faults of K * H * W.
 template <typename T>
 void input_grad_kernel(const T* grad, const T* v, const T* h, T* gpad, const SepconvGeometry& g) {
   const int64_t H = g.H, W = g.W, C = g.C, Hp = H + g.K - 1, Wp = W + g.K - 1, ks = H * W;
   const int K = int(g.K);
   const int64_t Wz = W + 2 * (K - 1);
-  constexpr int N = simd::Vec<T>::lanes, XB = block_width<T>();
+  constexpr int XB = block_width<T>();
   const int64_t nblocks = Wp / XB;
-  // h zero-extended along x, the taps of one row adjacent: [B, H, K, Wz].
-  std::vector<T> hz(size_t(g.B * H * K * Wz), T(0));
-  at::parallel_for(0, g.B * H, 16, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const int64_t b = row / H, y = row % H;
-      for (int64_t k = 0; k < K; ++k)
-        std::copy(h + (b * K + k) * ks + y * W, h + (b * K + k) * ks + y * W + W,
-                  hz.data() + (row * K + k) * Wz + (K - 1));
-    }
-  });
   at::parallel_for(0, g.B * C * Hp, grain_rows(K * K * Wp), [&](int64_t begin, int64_t end) {
-    std::vector<T> gz(size_t(K * Wz), T(0));  // G_i rows of the current output row, zero-extended
+    // G_i rows and h_j rows of the current output row, zero-extended; the margins stay zero.
+    std::vector<T> gz(size_t(K * Wz), T(0)), hz(size_t(K * Wz), T(0));
+    int64_t hz_row = -1;  // (b, y) whose h rows hz holds
     for (int64_t plane = begin / Hp; plane * Hp < end; ++plane) {
       const int64_t r0 = std::max<int64_t>(begin - plane * Hp, 0);
       const int64_t r1 = std::min<int64_t>(end - plane * Hp, Hp);
       const int64_t b = plane / C;
       const T* gplane = grad + plane * ks;
       const T* vb = v + b * K * ks;
+      const T* hb = h + b * K * ks;
       T* gp = gpad + plane * Hp * Wp;
       for (int64_t y = std::max<int64_t>(0, r0 - K + 1); y < std::min<int64_t>(H, r1); ++y) {
         const int i_lo = int(std::max<int64_t>(0, r0 - y));
@@ -200,7 +195,12 @@ void input_grad_kernel(const T* grad, const T* v, const T* h, T* gpad, const Sep
           const T* vi = vb + i * ks + y * W;
           for (int64_t x = 0; x < W; ++x) gi[x] = gplane[y * W + x] * vi[x];
         }
-        const T* hy = hz.data() + (b * H + y) * K * Wz + (K - 1);
+        if (hz_row != b * H + y) {  // channels of one batch item share h
+          for (int k = 0; k < K; ++k)
+            std::copy(hb + k * ks + y * W, hb + k * ks + y * W + W, hz.data() + k * Wz + (K - 1));
+          hz_row = b * H + y;
+        }
+        const T* hy = hz.data() + (K - 1);
         // Q_i over taps j: in = G_i (rows Wz apart, tap step -1), weights h_j (tap step Wz - 1).
         for (int64_t blk = 0; blk < nblocks; ++blk) {
           const int64_t s = blk * XB;
@@ -211,7 +211,7 @@ void input_grad_kernel(const T* grad, const T* v, const T* h, T* gpad, const Sep
       }
       for (int64_t r = r0; r < r1; ++r)
         for (int64_t s = nblocks * XB; s < Wp; ++s)
-          gp[r * Wp + s] = sepconv_input_grad_pixel<T>(gplane, vb, h + b * K * ks, r, s, H, W, K);
+          gp[r * Wp + s] = sepconv_input_grad_pixel<T>(gplane, vb, hb, r, s, H, W, K);
     }
   });
 }
@@ -235,9 +235,11 @@ void weight_grad_kernel(const T* in, const T* grad, const T* v, const T* h, T* d
     T* dhp = dvp + nblocks * K * XB;
     for (int64_t row = begin; row < end; ++row) {
       const int64_t b = row / H, y = row % H, off = b * K * ks + y * W;
-      pack_taps(v + off, ks, K, nblocks, vp);
-      pack_taps(h + off, ks, K, nblocks, hp);
-      std::fill(dvp, dvp + 2 * nblocks * K * XB, T(0));
+      // dv needs h, dh needs v: a kernel that is not needed is not packed.
+      if (dh) pack_taps(v + off, ks, K, nblocks, vp);
+      if (dv) pack_taps(h + off, ks, K, nblocks, hp);
+      if (dv) std::fill(dvp, dvp + nblocks * K * XB, T(0));
+      if (dh) std::fill(dhp, dhp + nblocks * K * XB, T(0));
       int64_t x0 = 0;
       for (; x0 + XB <= W; x0 += XB) {
         const T* vb = vp + (x0 / XB) * K * XB;
@@ -310,8 +312,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> sepconv_backward_cpu(
     grad_input = unpad_image_backward(gpad, g.H, g.W, g.lo, g.mode);
   }
   if (output_mask[1] || output_mask[2]) {
-    // Every element is written (C >= 1, so an empty grad_output means empty kernels).
-    at::Tensor dv = at::empty_like(v), dh = at::empty_like(h);
+    // Every element is written (C >= 1, so an empty grad_output means empty kernels). Only the
+    // gradients asked for are allocated: each is as large as a kernel tensor.
+    at::Tensor dv = output_mask[1] ? at::empty_like(v) : at::Tensor();
+    at::Tensor dh = output_mask[2] ? at::empty_like(h) : at::Tensor();
     if (go.numel() > 0) {
       const at::Tensor in = pad_image(input, g.lo, g.hi, g.mode);
       AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "sepconv_weight_grad_cpu", [&] {
