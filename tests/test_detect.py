@@ -59,6 +59,35 @@ def test_a_partial_curved_fold_is_traced_to_its_end(clean):
     assert hits >= len(clean) - 1
 
 
+def test_a_dark_band_along_the_border_is_not_a_fold(clean):
+    # Shading along an edge has tissue on one side only; the same band inside the section is a fold.
+    for z in range(3):
+        edge = clean[z].astype(np.float32)
+        edge[:, -14:] *= 0.4
+        inner = clean[z].astype(np.float32)
+        inner[:, 250:270] *= 0.4
+        assert detect_folds(edge.astype(clean.dtype)).folds == [], z
+        assert len(detect_folds(inner.astype(clean.dtype)).folds) == 1, z
+
+
+def test_stretches_of_one_band_are_bridged_and_others_are_not():
+    from emrestore.detect.sff import MAX_BRIDGE, MAX_GAP, _longest_run
+
+    def stretch(n, half, dark):
+        return [(np.zeros(2), half, dark, False)] * n
+
+    gap = [None] * (MAX_GAP + 6)
+    same = stretch(6, 10.0, 0.6) + gap + stretch(8, 11.0, 0.55)
+    assert len(_longest_run(same)) == 14
+    wider = stretch(6, 10.0, 0.6) + gap + stretch(8, 20.0, 0.6)  # another band further on
+    assert len(_longest_run(wider)) == 8
+    paler = stretch(6, 10.0, 0.6) + gap + stretch(8, 10.0, 0.35)
+    assert len(_longest_run(paler)) == 8
+    far = stretch(6, 10.0, 0.6) + [None] * (MAX_BRIDGE + 1) + stretch(8, 10.0, 0.6)
+    assert len(_longest_run(far)) == 8
+    assert _longest_run([None, None]) == []
+
+
 def test_precipitates_are_found(clean):
     for z in range(3):
         art = simulate_sp(clean, z, seed=z, caps=(0, 0, 1, 0, 0), contrast=None)  # one 15-30k px blob

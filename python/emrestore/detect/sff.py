@@ -11,8 +11,10 @@ each candidate line verified and traced on profiles averaged along it.
    averaged over 32 px along it, so tissue averages out while a band stays. At every 8 px the band
    is the dark run of the profile nearest the previous centre (it may drift: curved folds are
    followed), its half-width measured at half its darkness; the longest run of positions with few
-   gaps is the fold. Folds that are not clearly dark must be long and of steady width: dark tissue
-   lines up only over short stretches.
+   gaps is the fold; longer gaps are bridged when the band comes back with the same width and
+   darkness. Folds that are not clearly dark must be long and of steady width, or cross most of the
+   section: dark tissue lines up only over short stretches. A band cut by the border along most of
+   its length is not a fold.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from ._common import opening, working_copy
 
 HALF_WIDTHS = (4, 6, 9, 13, 19, 28, 40)  # folds are >= 5 px half-width; membranes 1-2
 MAX_GAP = 4  # positions (8 px apart) a traced band may vanish for and still be one fold
+MAX_BRIDGE = 16  # longest gap (positions) bridged between two stretches of the same band
 
 
 @dataclass
@@ -66,15 +69,18 @@ def band_response(u: np.ndarray, half_widths=HALF_WIDTHS) -> tuple[np.ndarray, n
 
 def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: float = 0.3,
                  line_fraction: float = 0.15, strip_threshold: float = 0.3, min_darkness: float = 0.4,
-                 dark_fold: float = 0.75, min_length: float = 0.15, max_folds: int = 6,
-                 vote_side: int = 512) -> FoldDetection:
+                 dark_fold: float = 0.7, min_length: float = 0.15, max_folds: int = 6,
+                 vote_side: int = 512, crossing: float = 0.9,
+                 min_darkness_crossing: float = 0.35) -> FoldDetection:
     """Finds folds in one section [H, W].
 
     ``vote_threshold``: band response that casts Hough votes. ``line_fraction``: share of a line's
     chord its votes must cover to be a candidate. ``strip_threshold``: darkness of the averaged
     profile (1 - profile / its median) that marks the band. ``min_darkness``: the mean band darkness
     a fold needs; below ``dark_fold`` it must also be 2.5 ``min_length`` long with a steady width
-    (half-width varying by at most 25%).
+    (half-width varying by at most 25%). A band that runs ``crossing`` times the smaller side or
+    longer (dark tissue does not line up that far) is a fold from ``min_darkness_crossing`` on, with
+    its width varying by up to 40% (film overlaps widen and narrow along a fold).
     ``min_length``: the shortest fold, as a fraction of the section's smaller side.
     """
     h, w = section.shape
@@ -105,13 +111,16 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     for theta, rho in lines:
         fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
                             min_length=min_length * side)
-        if fold is None or fold.darkness < min_darkness:
+        if fold is None:
             continue
         # Dark tissue can line up over a short stretch with a moderate darkness; a fold that is not
-        # clearly dark must be long and of steady width.
+        # clearly dark must be long and of steady width, or cross most of the section.
         middle = fold.half_width[len(fold.half_width) // 5: len(fold.half_width) - len(fold.half_width) // 5]
-        steady = middle.std() <= 0.25 * middle.mean()  # partial folds taper at their ends
-        if fold.darkness < dark_fold and not (fold.length >= 2.5 * min_length * side and steady):
+        spread = middle.std() / max(middle.mean(), 1e-6)  # partial folds taper at their ends
+        long_steady = fold.length >= 2.5 * min_length * side and spread <= 0.25
+        crosses = (fold.length >= crossing * side and fold.darkness >= min_darkness_crossing
+                   and spread <= 0.4)
+        if not (crosses or (fold.darkness >= min_darkness and (fold.darkness >= dark_fold or long_steady))):
             continue
         corridor = _corridor(fold, hs, ws)
         # A curved fold answers on several tangent lines: overlapping traces are one fold (the
@@ -136,6 +145,46 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
             f.half_width = f.half_width * factor
             f.length *= factor
     return FoldDetection(folds=folds, mask=mask, response=resp)  # response at the vote scale
+
+
+def _longest_run(samples: list) -> list:
+    """The longest stretch of traced samples (None: band not seen). Gaps of up to MAX_GAP positions
+    are part of a stretch; longer gaps, up to MAX_BRIDGE, are bridged when the band on both sides
+    has the same width and darkness (a band crossing bright or dark tissue can vanish from the
+    averaged profile for a while: the tracker keeps its position, so both sides are one line)."""
+    runs, cur, gap, gaps = [], [], 0, []
+    for s in samples:
+        if s is None:
+            gap += 1
+            continue
+        if cur and gap > MAX_GAP:
+            runs.append(cur)
+            gaps.append(gap)
+            cur = []
+        gap = 0
+        cur.append(s)
+    if cur:
+        runs.append(cur)
+    if not runs:
+        return []
+
+    def alike(a, b):
+        if min(len(a), len(b)) < 3:
+            return False
+        wa, wb = (float(np.median([hw for _, hw, _, _ in r])) for r in (a, b))
+        da, db = (float(np.median([dk for _, _, dk, _ in r])) for r in (a, b))
+        return max(wa, wb) <= 1.5 * min(wa, wb) and max(da, db) <= 1.33 * min(da, db)
+
+    merged = [runs[0]]
+    spans = [len(runs[0])]  # positions covered, bridged gaps included
+    for run, g in zip(runs[1:], gaps):
+        if g <= MAX_BRIDGE and alike(merged[-1], run):
+            merged[-1] = merged[-1] + run
+            spans[-1] += g + len(run)
+        else:
+            merged.append(run)
+            spans.append(len(run))
+    return merged[int(np.argmax(spans))]
 
 
 def _corridor(fold: Fold, hs: int, ws: int) -> np.ndarray:
@@ -221,27 +270,21 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
         misses = 0
         centre = c if centre is None else 0.5 * centre + 0.5 * c
         middle = 0.5 * (offs[lo] + offs[hi])
-        samples.append((origin + tpos[j] * d + middle * n, half, darkness))
-    best, cur, gap = [], [], 0
-    for s in samples:
-        if s is None:
-            gap += 1
-            if gap > MAX_GAP and cur:
-                best, cur = (cur if len(cur) > len(best) else best), []
-            continue
-        gap = 0
-        cur.append(s)
-    best = cur if len(cur) > len(best) else best
+        at_edge = not (ok[max(lo - 2, 0)] and ok[min(hi + 2, len(ok) - 1)])  # band cut by the border
+        samples.append((origin + tpos[j] * d + middle * n, half, darkness, at_edge))
+    best = _longest_run(samples)
     # Trim pale ends: past a partial fold's end the profile may still catch dark tissue.
     if len(best) >= 4:
-        typical = float(np.median([dk for _, _, dk in best]))
+        typical = float(np.median([dk for _, _, dk, _ in best]))
         while len(best) > 2 and best[0][2] < 0.75 * typical:
             best = best[1:]
         while len(best) > 2 and best[-1][2] < 0.75 * typical:
             best = best[:-1]
-    if len(best) < 2:
+    # A band cut by the section's border along most of its length has tissue on one side only: it
+    # cannot be told from the border's own shading.
+    if len(best) < 2 or sum(e for *_, e in best) > 0.5 * len(best):
         return None
-    pts = np.array([p for p, _, _ in best])
+    pts = np.array([p for p, *_ in best])
     # Extend half a window at both ends: the profiles there average over the fold's last pixels.
     ext = window / 2 * (pts[-1] - pts[0]) / max(np.linalg.norm(pts[-1] - pts[0]), 1e-6)
     pts[0] -= ext
@@ -249,5 +292,5 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
     length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
     if length < min_length:
         return None
-    return Fold(centre=pts, half_width=np.array([hw for _, hw, _ in best]),
-                darkness=float(np.mean([dk for _, _, dk in best])), length=length)
+    return Fold(centre=pts, half_width=np.array([hw for _, hw, _, _ in best]),
+                darkness=float(np.mean([dk for _, _, dk, _ in best])), length=length)
