@@ -128,6 +128,29 @@ def test_tiled_inference_equals_whole_section(tile, align):
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+def test_test_time_augmentation_is_equivariant_and_order_free():
+    # The self-ensemble covers every rotation, mirror image and order: rotating or mirroring the
+    # input pair, or reading it the other way round, gives the same section (rotated or mirrored).
+    # A transform undone wrongly breaks this; a single pass does not have the property. (A
+    # flow-guided model aligns the pair first, and optical flow is only nearly equivariant.)
+    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="none"))
+    rng = np.random.default_rng(1)
+    a, b = rng.random((40, 56)).astype(np.float32), rng.random((40, 56)).astype(np.float32)
+    out = interpolate(model, a, b, 0.3, tile=None, tta=True)
+    assert out.shape == (40, 56) and out.dtype == np.float32
+    turned = interpolate(model, np.rot90(a), np.rot90(b), 0.3, tile=None, tta=True)
+    np.testing.assert_allclose(turned, np.rot90(out), atol=1e-5)
+    mirrored = interpolate(model, a[::-1], b[::-1], 0.3, tile=None, tta=True)
+    np.testing.assert_allclose(mirrored, out[::-1], atol=1e-5)
+    swapped = interpolate(model, b, a, 0.7, tile=None, tta=True)
+    np.testing.assert_allclose(swapped, out, atol=1e-5)
+    np.testing.assert_allclose(interpolate(model, a, b, 0.3, tile=24, tta=True), out, atol=1e-5)
+    single = interpolate(model, np.rot90(a), np.rot90(b), 0.3, tile=None)
+    assert np.abs(single - np.rot90(interpolate(model, a, b, 0.3, tile=None))).max() > 1e-3
+    flow_guided = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
+    assert interpolate(flow_guided, a, b, 0.3, tile=None, tta=True).shape == (40, 56)
+
+
 def test_interpolate_rejects_bad_input():
     model = _random_model()
     with pytest.raises(ValueError, match="differ in shape"):

@@ -49,6 +49,19 @@ def test_restore_fills_single_sections_runs_and_partial_losses(large):
         assert metrics.psnr(result.stack[z], large[z]) > metrics.psnr(degraded[z], large[z])
 
 
+def test_restore_with_test_time_augmentation(clean, tmp_path):
+    degraded, masks = _degrade(clean, {4: "blank"})
+    plain = restore(degraded, masks=masks, tile=None)
+    tta = restore(degraded, masks=masks, tile=None, tta=True)
+    assert tta.report["tta"] and not plain.report["tta"]
+    untouched = masks == 0
+    assert np.array_equal(tta.stack[untouched], degraded[untouched])
+    assert not np.array_equal(tta.stack[4], plain.stack[4])  # 16 predictions averaged, not one
+    assert metrics.psnr(tta.stack[4], clean[4]) > metrics.psnr(degraded[4], clean[4]) + 3
+    with pytest.raises(SystemExit, match="--tta goes with --model"):
+        cli.main(["evaluate", str(tmp_path / "none.tif"), "--tta", "-o", str(tmp_path / "r")])
+
+
 def test_restore_at_the_ends_copies_the_one_neighbour(clean):
     degraded, masks = _degrade(clean, {0: "blank"})
     result = restore(degraded, masks=masks)

@@ -178,10 +178,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     artifacts = [a for a in args.artifacts.split(",") if a]
     methods = [m for m in args.methods.split(",") if m]
     available = dict(baselines.METHODS)
+    if args.tta and not args.model:
+        raise SystemExit("emrestore evaluate: --tta goes with --model")
     if args.model:
         from .restoration import as_method
 
-        available["emrestore"] = as_method(args.model)
+        available["emrestore"] = as_method(args.model, tta=args.tta)
         methods.append("emrestore")
     unknown = [m for m in methods if m not in available]
     if unknown:
@@ -277,7 +279,8 @@ def restore_command(args: argparse.Namespace) -> int:
     _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
     stack = io.read_stack(src)
     names, section_format = _sections(src)
-    result = restore(stack, model=args.model, tile=args.tile or None, device=args.device, progress=not args.quiet)
+    result = restore(stack, model=args.model, tile=args.tile or None, device=args.device, tta=args.tta,
+                     progress=not args.quiet)
     kw = {"overwrite": args.overwrite, "names": names}
     io.write_stack(out, result.stack, section_format="tif" if stack.dtype.kind == "f" else section_format, **kw)
     io.write_stack(masks_path, result.masks, section_format=section_format, **kw)
@@ -364,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="degraded,substitution,linear,flow,inpaint")
     p.add_argument("--labels", help="ground-truth membrane masks for the one DATA stack (cells > 0)")
     p.add_argument("--model", metavar="DIR", help="also score this interpolation model (method \"emrestore\")")
+    p.add_argument("--tta", action="store_true",
+                   help="with --model: average over rotations, mirror images and both orders (16 passes)")
     _add_selection(p, "each DATA stack")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="results", help="results folder")
@@ -411,6 +416,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--masks", help="mask stack path (default: OUT with _masks)")
     p.add_argument("--report", help="JSON report path (default: OUT with _report.json)")
     p.add_argument("--tile", type=int, default=512, help="inference tile side, 0 for whole sections (default 512)")
+    p.add_argument("--tta", action="store_true", help="average over rotations, mirror images and both orders of "
+                   "the neighbours: 16 passes per section, about 0.1-0.2 dB more on real EM")
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -22,7 +22,7 @@ class Restoration:
 
 
 def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, detect_options: dict | None = None,
-            tile: int | None = 512, device: str | torch.device | None = None,
+            tile: int | None = 512, device: str | torch.device | None = None, tta: bool = False,
             progress: bool = False) -> Restoration:
     """Restores the missing sections of ``volume`` [Z, H, W]; never modifies it.
 
@@ -32,6 +32,8 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         masks: artifact bits [Z, H, W] (uint8; ms 1, sff 2, sp 4) if already known; default: run
             ``emrestore.detect.detect_stack`` with ``detect_options``.
         tile: inference tile side (None: whole sections at once).
+        tta: average over the rotations, mirror images and both orders of each pair of
+            neighbours (16 passes per section; see ``emrestore.models.interpolate``).
     """
     from .detect.stack import check_stack
     from .models import SepConvInterpolator, interpolate, load_model, pick_device
@@ -68,7 +70,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                   "fraction": round(float(region.mean()), 4)}
         if below is not None and above is not None:
             t = (z - below) / (above - below)
-            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device)
+            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta)
             filled = to_dtype(section * full_scale(volume.dtype), volume.dtype)
             record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
         elif below is not None or above is not None:
@@ -90,13 +92,13 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                            "reason": "fold and precipitate restoration are not implemented yet"})
     report = {"sections": len(volume), "shape": list(volume.shape), "dtype": str(volume.dtype),
               "restored": records, "left_untouched": others,
-              "model": getattr(model, "source", None)}
+              "model": getattr(model, "source", None), "tta": bool(tta)}
     if sections is not None:
         report["detection"] = sections
     return Restoration(stack=out, masks=masks, report=report)
 
 
-def as_method(model=None, *, tile: int | None = 512):
+def as_method(model=None, *, tile: int | None = 512, tta: bool = False):
     """The network as an evaluation-harness method ``restore(stack, masks) -> stack``: missing
     sections restored, everything else as given."""
     from .models import SepConvInterpolator, load_model
@@ -105,6 +107,6 @@ def as_method(model=None, *, tile: int | None = 512):
         model, _ = load_model(model)
 
     def method(stack, masks):
-        return restore(stack, model=model, masks=masks.astype(np.uint8), tile=tile).stack
+        return restore(stack, model=model, masks=masks.astype(np.uint8), tile=tile, tta=tta).stack
 
     return method

@@ -26,20 +26,53 @@ def _unit(section) -> np.ndarray:
 
 @torch.no_grad()
 def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, tile: int | None = 512,
-                device: str | torch.device | None = None, aligned: bool = False) -> np.ndarray:
+                device: str | torch.device | None = None, aligned: bool = False,
+                tta: bool = False) -> np.ndarray:
     """The section at fractional position ``t`` between ``before`` and ``after`` ([H, W], any dtype
     the package reads), as float32 in [0, 1]. ``tile``: core tile side in pixels (None or 0: one
     pass over the whole section); each tile is read with a halo of ``model.config.receptive_radius``.
     ``aligned``: for a flow-guided model, the neighbours are already aligned to ``t`` (as
-    ``emrestore.alignment.align_pair`` returns them), so the flow is not computed again."""
+    ``emrestore.alignment.align_pair`` returns them), so the flow is not computed again.
+    ``tta``: average the predictions for the pair's eight rotations and mirror images, each read
+    in both orders (16 passes; a flow-guided model aligns each of them anew, and optical flow
+    differs between them): see docs/interpolation.md for what it gains, at 16 times the cost."""
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
+    device = torch.device(device) if device is not None else model_device(model)
+    if not tta:
+        return _align_and_predict(model, a, b, t, tile, device, aligned)
+    total = np.zeros(a.shape, np.float64)
+    for k in range(4):
+        for mirror in (False, True):
+            fa, fb = _dihedral(a, k, mirror), _dihedral(b, k, mirror)
+            # Read the other way round, the same section lies at 1 - t.
+            for first, second, position in ((fa, fb, t), (fb, fa, 1.0 - t)):
+                pred = _align_and_predict(model, first, second, position, tile, device, aligned)
+                total += _undo_dihedral(pred, k, mirror)
+    return (total / 16).astype(np.float32)
+
+
+def _align_and_predict(model, a, b, t, tile, device, aligned) -> np.ndarray:
     if model.config.align == "flow" and not aligned:
         a, b = align_pair(a, b, t)
-    device = torch.device(device) if device is not None else model_device(model)
+    return _predict(model, a, b, t, tile, device)
+
+
+def _dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    x = np.rot90(x, k)
+    return np.ascontiguousarray(x[:, ::-1] if mirror else x)
+
+
+def _undo_dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    return np.rot90(x[:, ::-1] if mirror else x, -k)
+
+
+def _predict(model: SepConvInterpolator, a: np.ndarray, b: np.ndarray, t: float, tile: int | None,
+             device: torch.device) -> np.ndarray:
+    """One tiled pass of the network over unit-range neighbours a and b."""
     stride = model.config.stride
     halo = padded_size(model.config.receptive_radius, stride)
     h, w = a.shape
