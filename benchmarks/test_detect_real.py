@@ -31,12 +31,24 @@ def stacks():
     return {name: io.read_stack(DATA / path)[::step] for name, (path, step) in STACKS.items()}
 
 
-def test_missing_sections_on_real_stacks(stacks):
+@pytest.fixture(scope="module")
+def fresh_stacks(stacks):
+    """ISBI train and test, and FlyEM sections the fixed-seed tests never see (z-step 5 at offsets
+    2 and 3): for draws other than those the thresholds were set on."""
+    flyem = io.read_stack(DATA / STACKS["flyem_z5"][0])
+    return {"isbi_train": stacks["isbi_train"], "isbi_test": stacks["isbi_test"],
+            "flyem_z5_off2": flyem[2::5], "flyem_z5_off3": flyem[3::5]}
+
+
+def missing_scores(vols, seeds, clean):
+    """Per kind of missing section (found, mask IoU) over simulate_stack draws with ``seeds``, and
+    the false alarms: on the intact sections of every draw and on the stacks named in ``clean``."""
     found = collections.defaultdict(list)
     false_alarms = 0
-    for vol in stacks.values():
-        false_alarms += sum(r.kind != "ok" for r in detect_missing(vol))
-        for seed in range(3):
+    for name, vol in vols.items():
+        if name in clean:
+            false_alarms += sum(r.kind != "ok" for r in detect_missing(vol))
+        for seed in seeds:
             sim = simulate_stack(vol, {"ms": 0.1}, seed=seed)
             result = detect_missing(sim.volume)
             truth = {s["index"]: s["artifacts"][0]["params"] for s in sim.manifest["sections"]}
@@ -45,41 +57,56 @@ def test_missing_sections_on_real_stacks(stacks):
                 m, f = (sim.masks[z] & 1) > 0, result[z].mask
                 found[kind].append((result[z].kind != "ok", (m & f).sum() / max((m | f).sum(), 1)))
             false_alarms += sum(r.kind != "ok" and z not in truth for z, r in enumerate(result))
-    print("\n| missing section | found | mask IoU (median) |\n|---|---:|---:|")
+    return found, false_alarms
+
+
+def print_missing(title, found, false_alarms):
+    print(f"\n| {title} | found | mask IoU (median) |\n|---|---:|---:|")
     for kind, rows in sorted(found.items()):
         ious = [iou for hit, iou in rows if hit]
         print(f"| {kind} | {len(ious)}/{len(rows)} | {np.median(ious) if ious else float('nan'):.2f} |")
     print(f"false alarms: {false_alarms}")
+
+
+def fold_scores(vols, seed, clean):
+    """Band IoU per fold model, one fold per section drawn with ``seed(k, z)`` (k: the stack's
+    position in ``vols``), and the folds found in the clean sections of the stacks in ``clean``
+    with the seconds each of those detections took."""
+    ious = collections.defaultdict(list)
+    false_folds, seconds = 0, []
+    for k, (name, vol) in enumerate(vols.items()):
+        for z in range(len(vol)):
+            if name in clean:
+                start = time.perf_counter()
+                false_folds += len(detect_folds(vol[z]).folds)
+                seconds.append(time.perf_counter() - start)
+            for preset in ("realistic", "paper"):
+                art = simulate_sff(vol, z, seed=seed(k, z), preset=preset, n_folds=1, return_flow=False)
+                det = detect_folds(art.image)
+                truth = art.alpha > 0.5
+                ious[preset].append((truth & det.mask).sum() / max((truth | det.mask).sum(), 1))
+    return ious, false_folds, seconds
+
+
+def print_folds(title, ious):
+    print(f"\n| {title} | found | mean band IoU of found |\n|---|---:|---:|")
+    for preset, values in ious.items():
+        v = np.array(values)
+        print(f"| {preset} | {np.sum(v >= 0.5)}/{len(v)} | {v[v >= 0.5].mean():.2f} |")
+
+
+def test_missing_sections_on_real_stacks(stacks):
+    found, false_alarms = missing_scores(stacks, range(3), clean=set(stacks))
+    print_missing("missing section", found, false_alarms)
     assert false_alarms == 0
     for kind in ("blank", "constant", "noise", "partial (flat)", "partial (noise)"):
         assert all(hit for hit, _ in found[kind]), kind
 
 
-def test_missing_sections_on_fresh_draws(stacks):
-    """Other seeds than above, and FlyEM sections the other tests never see (z-step 5 at offsets 2
-    and 3), clean FlyEM stacks included in the false-alarm count."""
-    flyem = io.read_stack(DATA / STACKS["flyem_z5"][0])
-    vols = {"isbi_train": stacks["isbi_train"], "isbi_test": stacks["isbi_test"],
-            "flyem_z5_off2": flyem[2::5], "flyem_z5_off3": flyem[3::5]}
-    found = collections.defaultdict(list)
-    false_alarms = 0
-    for name, vol in vols.items():
-        if name.startswith("flyem"):
-            false_alarms += sum(r.kind != "ok" for r in detect_missing(vol))
-        for seed in range(10, 16):
-            sim = simulate_stack(vol, {"ms": 0.1}, seed=seed)
-            result = detect_missing(sim.volume)
-            truth = {s["index"]: s["artifacts"][0]["params"] for s in sim.manifest["sections"]}
-            for z, p in truth.items():
-                kind = p["mode"] if p["mode"] != "partial" else f"partial ({'noise' if p['fill'] == 'noise' else 'flat'})"
-                m, f = (sim.masks[z] & 1) > 0, result[z].mask
-                found[kind].append((result[z].kind != "ok", (m & f).sum() / max((m | f).sum(), 1)))
-            false_alarms += sum(r.kind != "ok" and z not in truth for z, r in enumerate(result))
-    print("\n| missing section (fresh draws) | found | mask IoU (median) |\n|---|---:|---:|")
-    for kind, rows in sorted(found.items()):
-        ious = [iou for hit, iou in rows if hit]
-        print(f"| {kind} | {len(ious)}/{len(rows)} | {np.median(ious) if ious else float('nan'):.2f} |")
-    print(f"false alarms: {false_alarms}")
+def test_missing_sections_on_fresh_draws(fresh_stacks):
+    """Other seeds than above, on the fresh stacks; the clean FlyEM stacks count for false alarms."""
+    found, false_alarms = missing_scores(fresh_stacks, range(10, 16), clean={"flyem_z5_off2", "flyem_z5_off3"})
+    print_missing("missing section (fresh draws)", found, false_alarms)
     assert false_alarms == 0
     assert all(hit for rows in found.values() for hit, _ in rows)
 
@@ -87,54 +114,21 @@ def test_missing_sections_on_fresh_draws(stacks):
 def test_folds_on_real_stacks(stacks):
     """One fold per degraded section (every section of each stack), both fold models; found when
     its band mask has IoU >= 0.5 with the simulated band."""
-    ious = collections.defaultdict(list)
-    false_folds = clean = 0
-    seconds = []
-    for vol in stacks.values():
-        for z in range(len(vol)):
-            start = time.perf_counter()
-            false_folds += len(detect_folds(vol[z]).folds)
-            seconds.append(time.perf_counter() - start)
-            clean += 1
-            for preset in ("realistic", "paper"):
-                art = simulate_sff(vol, z, seed=1000 + z, preset=preset, n_folds=1, return_flow=False)
-                det = detect_folds(art.image)
-                truth = art.alpha > 0.5
-                ious[preset].append((truth & det.mask).sum() / max((truth | det.mask).sum(), 1))
-    print("\n| fold model | found | mean band IoU of found |\n|---|---:|---:|")
-    for preset, values in ious.items():
-        v = np.array(values)
-        print(f"| {preset} | {np.sum(v >= 0.5)}/{len(v)} | {v[v >= 0.5].mean():.2f} |")
-    print(f"false folds: {false_folds} in {clean} clean sections; median {np.median(seconds) * 1e3:.0f} ms a section")
-    assert false_folds <= clean / 50
+    ious, false_folds, seconds = fold_scores(stacks, lambda k, z: 1000 + z, clean=set(stacks))
+    print_folds("fold model", ious)
+    print(f"false folds: {false_folds} in {len(seconds)} clean sections; median {np.median(seconds) * 1e3:.0f} ms a section")
+    assert false_folds <= len(seconds) / 50
     assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.9
 
 
-def test_folds_on_fresh_draws(stacks):
-    """The fold thresholds were set on the sections above: fresh fold draws (other seeds), and FlyEM
-    sections the other test never sees (z-step 5 at offsets 2 and 3), for the false-fold count too."""
-    flyem = io.read_stack(DATA / STACKS["flyem_z5"][0])
-    vols = {"isbi_train": stacks["isbi_train"], "isbi_test": stacks["isbi_test"],
-            "flyem_z5_off2": flyem[2::5], "flyem_z5_off3": flyem[3::5]}
-    ious = collections.defaultdict(list)
-    false_folds = clean = 0
-    for k, (name, vol) in enumerate(vols.items()):
-        for z in range(len(vol)):
-            if name.startswith("flyem"):
-                false_folds += len(detect_folds(vol[z]).folds)
-                clean += 1
-            for preset in ("realistic", "paper"):
-                art = simulate_sff(vol, z, seed=7000 + 100 * k + z, preset=preset, n_folds=1,
-                                   return_flow=False)
-                det = detect_folds(art.image)
-                truth = art.alpha > 0.5
-                ious[preset].append((truth & det.mask).sum() / max((truth | det.mask).sum(), 1))
-    print("\n| fold model (fresh draws) | found | mean band IoU of found |\n|---|---:|---:|")
-    for preset, values in ious.items():
-        v = np.array(values)
-        print(f"| {preset} | {np.sum(v >= 0.5)}/{len(v)} | {v[v >= 0.5].mean():.2f} |")
-    print(f"false folds: {false_folds} in {clean} clean FlyEM sections")
-    assert false_folds <= clean / 50
+def test_folds_on_fresh_draws(fresh_stacks):
+    """The fold thresholds were set on the sections above: other seeds, on the fresh stacks, whose
+    new FlyEM sections count for false folds."""
+    ious, false_folds, seconds = fold_scores(fresh_stacks, lambda k, z: 7000 + 100 * k + z,
+                                             clean={"flyem_z5_off2", "flyem_z5_off3"})
+    print_folds("fold model (fresh draws)", ious)
+    print(f"false folds: {false_folds} in {len(seconds)} clean FlyEM sections")
+    assert false_folds <= len(seconds) / 50
     assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.9
 
 
