@@ -1,18 +1,25 @@
 #pragma once
 #include <ATen/ATen.h>
 
-#include <sstream>
 #include <string>
 
 #include "common/padding.h"
 
 namespace emrestore {
 
-inline std::string shape_str(const at::Tensor& t) {
-  std::ostringstream s;
-  s << t.sizes();
-  return s.str();
+// Error messages carry numbers and devices as strings (std::to_string, Device::str()), never
+// streamed: TORCH_CHECK's message builder streams its arguments in this library, and with g++ 13 and
+// torch 2.11 the number formatting of that ostream crashed the process while the error was being
+// raised (it looked its facet up under an id of its own). Strings stream without a locale facet.
+
+// "[2, 3, 4]".
+inline std::string shape_str(at::IntArrayRef sizes) {
+  std::string s = "[";
+  for (size_t i = 0; i < sizes.size(); ++i) s += (i ? ", " : "") + std::to_string(sizes[i]);
+  return s + "]";
 }
+
+inline std::string shape_str(const at::Tensor& t) { return shape_str(t.sizes()); }
 
 // dtype as Python spells it (torch.float32), so messages match what the caller wrote.
 inline std::string dtype_str(const at::Tensor& t) {
@@ -40,7 +47,7 @@ inline PadMode parse_pad_mode(const std::string& padding) {
 
 // The gradient reaching a backward kernel must have the shape of the forward output.
 inline void check_grad_output(const at::Tensor& grad_output, at::IntArrayRef expected, const char* op) {
-  TORCH_CHECK_VALUE(grad_output.sizes() == expected, op, ": grad_output must be ", expected,
+  TORCH_CHECK_VALUE(grad_output.sizes() == expected, op, ": grad_output must be ", shape_str(expected),
                     "; got shape ", shape_str(grad_output));
 }
 

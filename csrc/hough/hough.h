@@ -24,7 +24,7 @@ inline at::ScalarType check_hough_lines(const at::Tensor& image, const at::Tenso
     TORCH_CHECK_TYPE(t->scalar_type() == at::kDouble, "hough_lines: angle tables must be float64; got ",
                      dtype_str(*t));
     TORCH_CHECK_VALUE(t->device() == image.device(), "hough_lines: angle tables must be on the image's "
-                      "device ", image.device(), "; got ", t->device());
+                      "device ", image.device().str(), "; got ", t->device().str());
   }
   return (st == at::kBool || st == at::kByte) ? at::kInt : st;
 }
@@ -42,10 +42,10 @@ inline void check_hough_peaks(const at::Tensor& acc, const at::Tensor& threshold
     TORCH_CHECK_VALUE(threshold.size(d) == 1 || threshold.size(d) == acc.size(d),
                       "hough_peaks: threshold of shape ", shape_str(threshold),
                       " does not broadcast to the accumulator ", shape_str(acc));
-  TORCH_CHECK_VALUE(threshold.device() == acc.device(), "hough_peaks: threshold must be on ", acc.device());
+  TORCH_CHECK_VALUE(threshold.device() == acc.device(), "hough_peaks: threshold must be on ", acc.device().str());
   TORCH_CHECK_VALUE(num_peaks >= 0 && min_distance >= 0 && min_angle >= 0,
-                    "hough_peaks: num_peaks, min_distance and min_angle must be >= 0; got ", num_peaks,
-                    ", ", min_distance, ", ", min_angle);
+                    "hough_peaks: num_peaks, min_distance and min_angle must be >= 0; got ", std::to_string(num_peaks),
+                    ", ", std::to_string(min_distance), ", ", std::to_string(min_angle));
 }
 
 // A local maximum of the accumulator: value and (b, rho, theta) bin.

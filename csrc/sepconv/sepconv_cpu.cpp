@@ -278,7 +278,7 @@ void weight_grad_kernel(const T* in, const T* grad, const T* v, const T* h, T* d
 at::Tensor sepconv_cpu(const at::Tensor& input, const at::Tensor& vertical,
                        const at::Tensor& horizontal, c10::string_view padding) {
   const SepconvGeometry g = check_sepconv(input, vertical, horizontal, std::string(padding));
-  TORCH_CHECK_VALUE(input.is_cpu(), "sepconv (CPU kernel): expected CPU tensors; got ", input.device());
+  TORCH_CHECK_VALUE(input.is_cpu(), "sepconv (CPU kernel): expected CPU tensors; got ", input.device().str());
   TORCH_CHECK_TYPE(input.scalar_type() == at::kFloat || input.scalar_type() == at::kDouble,
                    "sepconv on CPU: expected float32 or float64 tensors; got ", dtype_str(input));
   at::Tensor out = at::empty({g.B, g.C, g.H, g.W}, input.options());

@@ -20,13 +20,13 @@ inline WarpGeometry check_warp(const at::Tensor& input, const at::Tensor& flow, 
   else TORCH_CHECK_VALUE(false, "warp: padding must be 'border', 'zeros' or 'reflection'; got '", padding, "'");
   TORCH_CHECK_VALUE(input.dim() == 4, "warp: input must be [B, C, H, W]; got shape ", shape_str(input));
   TORCH_CHECK_VALUE(flow.dim() == 4 && flow.size(1) == 2 && flow.size(0) == input.size(0),
-                    "warp: flow must be [", input.size(0), ", 2, H, W] for input of shape ",
+                    "warp: flow must be [", std::to_string(input.size(0)), ", 2, H, W] for input of shape ",
                     shape_str(input), "; got shape ", shape_str(flow));
   TORCH_CHECK_TYPE(input.scalar_type() == flow.scalar_type() && at::isFloatingType(input.scalar_type()),
                    "warp: input and flow must share one floating-point dtype; got ", dtype_str(input),
                    ", ", dtype_str(flow));
   TORCH_CHECK_VALUE(input.device() == flow.device(), "warp: input and flow must be on one device; got ",
-                    input.device(), ", ", flow.device());
+                    input.device().str(), ", ", flow.device().str());
   return {input.size(0), input.size(1), input.size(2), input.size(3), flow.size(2), flow.size(3), interp, pad};
 }
 
