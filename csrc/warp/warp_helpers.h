@@ -100,6 +100,7 @@ EMR_HD void cubic_weights_grad(Acc t, Acc d[4]) {
 // valid[k] is false where the tap reads zero.
 template <typename Acc>
 EMR_HD void cubic_axis_taps(Acc c0, int64_t size, WarpPad pad, int64_t pos[4], bool valid[4]) {
+#pragma unroll
   for (int k = 0; k < 4; ++k) {
     Acc m;
     pos[k] = int64_t(pad_coord(c0 - Acc(1) + Acc(k), size, pad, &m));
@@ -151,10 +152,13 @@ struct Stencil {
   }
 };
 
-template <typename Acc>
-EMR_HD Stencil<Acc> warp_stencil(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H, int64_t W,
-                                 Interp interp, WarpPad pad) {
-  Stencil<Acc> st;
+// Visits the taps of output pixel (y, x)'s sampling stencil that lie inside the H x W input:
+// f(offset into the plane, weight, d weight / d flow_x, d weight / d flow_y). Inlined into the caller
+// with nothing stored per tap: on a GPU, an array of taps indexed at run time lives in slow local
+// memory, and the forward pass lets the compiler drop the derivatives it never reads.
+template <typename Acc, typename F>
+EMR_HD void for_each_tap(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H, int64_t W, Interp interp,
+                         WarpPad pad, F&& f) {
   const Acc cx = Acc(x) + fx, cy = Acc(y) + fy;
   if (interp == Interp::Bicubic) {
     const Acc x0 = floor(cx), y0 = floor(cy);
@@ -167,17 +171,19 @@ EMR_HD Stencil<Acc> warp_stencil(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H
     bool vx[4], vy[4];
     cubic_axis_taps(x0, W, pad, px, vx);
     cubic_axis_taps(y0, H, pad, py, vy);
+#pragma unroll
     for (int i = 0; i < 4; ++i)
+#pragma unroll
       for (int j = 0; j < 4; ++j)
-        if (vy[i] && vx[j]) st.add(py[i] * W + px[j], wx[j] * wy[i], -dx[j] * wy[i], -wx[j] * dy[i]);
-    return st;
+        if (vy[i] && vx[j]) f(py[i] * W + px[j], wx[j] * wy[i], -dx[j] * wy[i], -wx[j] * dy[i]);
+    return;
   }
   Acc mx, my;
   const Acc ix = pad_coord(cx, W, pad, &mx), iy = pad_coord(cy, H, pad, &my);
   if (interp == Interp::Nearest) {
     const int64_t nx = int64_t(nearbyint(ix)), ny = int64_t(nearbyint(iy));
-    if (in_bounds(ny, nx, H, W)) st.add(ny * W + nx, Acc(1), Acc(0), Acc(0));
-    return st;
+    if (in_bounds(ny, nx, H, W)) f(ny * W + nx, Acc(1), Acc(0), Acc(0));
+    return;
   }
   const Acc x0 = floor(ix), y0 = floor(iy);
   const Acc ax = ix - x0, ay = iy - y0;  // weights of the far taps
@@ -185,10 +191,20 @@ EMR_HD Stencil<Acc> warp_stencil(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H
   // (dy, dx) corner offsets with bilinear weights and their derivatives in the padded coordinates,
   // scaled by the padding rule's dc'/dc.
   const Acc wx[2] = {Acc(1) - ax, ax}, wy[2] = {Acc(1) - ay, ay}, sx[2] = {-mx, mx}, sy[2] = {-my, my};
+#pragma unroll
   for (int i = 0; i < 2; ++i)
+#pragma unroll
     for (int j = 0; j < 2; ++j)
-      if (in_bounds(yi + i, xi + j, H, W))
-        st.add((yi + i) * W + xi + j, wx[j] * wy[i], sx[j] * wy[i], wx[j] * sy[i]);
+      if (in_bounds(yi + i, xi + j, H, W)) f((yi + i) * W + xi + j, wx[j] * wy[i], sx[j] * wy[i], wx[j] * sy[i]);
+}
+
+// The same taps gathered into a Stencil (CPU paths that are not on the hot bilinear/bicubic rows).
+template <typename Acc>
+EMR_HD Stencil<Acc> warp_stencil(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H, int64_t W,
+                                 Interp interp, WarpPad pad) {
+  Stencil<Acc> st;
+  for_each_tap<Acc>(y, x, fx, fy, H, W, interp, pad,
+                    [&](int64_t off, Acc w, Acc dwx, Acc dwy) { st.add(off, w, dwx, dwy); });
   return st;
 }
 
