@@ -27,7 +27,9 @@ def make_args(b, c, h, w, k, padding, dtype=torch.float64, device="cpu", grad=Fa
 
 def grads(fn, args, padding, seed=1):
     out = fn(*args, padding)
-    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=out.dtype).to(out.device)
+    # Drawn in float64 whatever the output's dtype: the same gradient for every dtype compared.
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    g = g.to(out.device, out.dtype)
     return out, torch.autograd.grad(out, args, g)
 
 

@@ -6,6 +6,8 @@ For flow-guided models the flow is computed once on the whole section, before ti
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,6 +44,9 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
     device = torch.device(device) if device is not None else model_device(model)
+    held = model_device(model)
+    if device.type != held.type or device.index not in (None, held.index):
+        model = copy.deepcopy(model).to(device)  # a copy: the caller's model stays where it is
     if not tta:
         return _align_and_predict(model, a, b, t, tile, device, aligned)
     total = np.zeros(a.shape, np.float64)

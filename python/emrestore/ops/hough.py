@@ -113,8 +113,9 @@ def hough_peaks(acc, thetas, rhos, num_peaks: int = 10, min_distance: int = 9, m
     squeeze = acc.dim() == 2
     batch = acc[None] if squeeze else acc
     r_, t_ = batch.shape[1:]
-    thetas = torch.as_tensor(thetas, dtype=torch.float64)
-    rhos = torch.as_tensor(rhos, dtype=torch.float64)
+    # The tables are small: kept on the CPU (as hough_lines may return them on the GPU).
+    thetas = torch.as_tensor(thetas, dtype=torch.float64).detach().cpu()
+    rhos = torch.as_tensor(rhos, dtype=torch.float64).detach().cpu()
     if thetas.shape != (t_,) or rhos.shape != (r_,):
         raise ValueError(f"hough_peaks: thetas [{t_}] and rhos [{r_}] must match the accumulator "
                          f"{list(acc.shape)}; got {list(thetas.shape)} and {list(rhos.shape)}")
