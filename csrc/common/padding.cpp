@@ -36,7 +36,8 @@ at::Tensor unpad_image_backward(const at::Tensor& grad_padded, int64_t H, int64_
 #ifdef EMRESTORE_WITH_CUDA
   if (grad_padded.is_cuda()) return unpad_image_backward_cuda(grad_padded, H, W, lo, mode);
 #endif
-  TORCH_CHECK(grad_padded.is_cpu(), "unpad_image_backward: no kernel for device ", grad_padded.device().str());
+  TORCH_CHECK(grad_padded.is_cpu(), "unpad_image_backward: no kernel for device ",
+              grad_padded.device().str());
   at::Tensor gp = grad_padded.contiguous();
   at::Tensor out = at::empty({N, C, H, W}, gp.options());
   AT_DISPATCH_FLOATING_TYPES(gp.scalar_type(), "unpad_image_backward", [&] {

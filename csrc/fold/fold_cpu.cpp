@@ -53,7 +53,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fold_field_cpu(const at::Tensor& 
                                                               const at::Tensor& profile,
                                                               const at::Tensor& params, int64_t H,
                                                               int64_t W) {
-  TORCH_CHECK_VALUE(H >= 0 && W >= 0, "fold_field: height and width must be >= 0; got ", std::to_string(H), " x ", std::to_string(W));
+  TORCH_CHECK_VALUE(H >= 0 && W >= 0, "fold_field: height and width must be >= 0; got ", std::to_string(H),
+                    " x ", std::to_string(W));
   TORCH_CHECK_TYPE(vertices.scalar_type() == at::kFloat || vertices.scalar_type() == at::kDouble,
                    "fold_field on CPU: expected float32 or float64; got ", dtype_str(vertices));
   const FoldGeometry fg = check_folds(vertices, profile, params, vertices.size(0), vertices.scalar_type(),

@@ -80,7 +80,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> fold_field_cuda(const at::Tensor&
                                                                const at::Tensor& profile,
                                                                const at::Tensor& params, int64_t H,
                                                                int64_t W) {
-  TORCH_CHECK_VALUE(H >= 0 && W >= 0, "fold_field: height and width must be >= 0; got ", std::to_string(H), " x ", std::to_string(W));
+  TORCH_CHECK_VALUE(H >= 0 && W >= 0, "fold_field: height and width must be >= 0; got ", std::to_string(H),
+                    " x ", std::to_string(W));
   const FoldGeometry fg = check_folds(vertices, profile, params, vertices.size(0), vertices.scalar_type(),
                                       vertices.device());
   const c10::cuda::CUDAGuard guard(vertices.device());

@@ -42,10 +42,12 @@ inline void check_hough_peaks(const at::Tensor& acc, const at::Tensor& threshold
     TORCH_CHECK_VALUE(threshold.size(d) == 1 || threshold.size(d) == acc.size(d),
                       "hough_peaks: threshold of shape ", shape_str(threshold),
                       " does not broadcast to the accumulator ", shape_str(acc));
-  TORCH_CHECK_VALUE(threshold.device() == acc.device(), "hough_peaks: threshold must be on ", acc.device().str());
+  TORCH_CHECK_VALUE(threshold.device() == acc.device(), "hough_peaks: threshold must be on ",
+                    acc.device().str());
   TORCH_CHECK_VALUE(num_peaks >= 0 && min_distance >= 0 && min_angle >= 0,
-                    "hough_peaks: num_peaks, min_distance and min_angle must be >= 0; got ", std::to_string(num_peaks),
-                    ", ", std::to_string(min_distance), ", ", std::to_string(min_angle));
+                    "hough_peaks: num_peaks, min_distance and min_angle must be >= 0; got ",
+                    std::to_string(num_peaks), ", ", std::to_string(min_distance), ", ",
+                    std::to_string(min_angle));
 }
 
 // A local maximum of the accumulator: value and (b, rho, theta) bin.

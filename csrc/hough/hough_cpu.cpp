@@ -107,7 +107,8 @@ at::Tensor hough_lines_cpu(const at::Tensor& image, const at::Tensor& cos_theta,
   const at::ScalarType acc_type = check_hough_lines(image, cos_theta, sin_theta);
   const int64_t B = image.size(0), H = image.size(1), W = image.size(2), T = cos_theta.size(0);
   const int64_t offset = hough_offset(H, W), R = 2 * offset + 1;
-  TORCH_CHECK_VALUE(R * kGroup < (int64_t(1) << 31), "hough_lines: image of ", std::to_string(H), " x ", std::to_string(W), " is too large");
+  TORCH_CHECK_VALUE(R * kGroup < (int64_t(1) << 31), "hough_lines: image of ", std::to_string(H), " x ",
+                    std::to_string(W), " is too large");
   if (H * W == 0) return at::zeros({B, R, T}, image.options().dtype(acc_type));
   at::Tensor out = at::empty({B, R, T}, image.options().dtype(acc_type));  // every cell is written
   if (out.numel() == 0) return out;

@@ -65,7 +65,8 @@ at::Tensor hough_lines_cuda(const at::Tensor& image, const at::Tensor& cos_theta
   const int64_t offset = hough_offset(H, W), R = 2 * offset + 1;
   at::Tensor out = at::zeros({B, R, T}, image.options().dtype(acc_type));
   if (out.numel() == 0 || H * W == 0) return out;
-  TORCH_CHECK_VALUE(B <= 65535, "hough_lines on CUDA: at most 65535 images per call; got ", std::to_string(B));
+  TORCH_CHECK_VALUE(B <= 65535, "hough_lines on CUDA: at most 65535 images per call; got ",
+                    std::to_string(B));
   // Nonzero pixels, row-major per image, and where each image's run starts.
   const at::Tensor idx = at::nonzero(image);  // [N, 3] (b, y, x)
   const at::Tensor bcol = idx.select(1, 0).contiguous();

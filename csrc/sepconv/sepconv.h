@@ -28,8 +28,9 @@ inline SepconvGeometry check_sepconv(const at::Tensor& input, const at::Tensor& 
   const int64_t pad = mode == PadMode::None ? K - 1 : 0;
   const std::vector<int64_t> expected{B, input.size(1), H + pad, W + pad};
   TORCH_CHECK_VALUE(input.sizes() == at::IntArrayRef(expected), "sepconv: with padding='", padding,
-                    "' and kernels of shape ", shape_str(vertical), " the input must be [", std::to_string(B), ", C, ",
-                    std::to_string(H + pad), ", ", std::to_string(W + pad), "]; got shape ", shape_str(input));
+                    "' and kernels of shape ", shape_str(vertical), " the input must be [",
+                    std::to_string(B), ", C, ", std::to_string(H + pad), ", ", std::to_string(W + pad),
+                    "]; got shape ", shape_str(input));
   TORCH_CHECK_VALUE(input.size(1) >= 1, "sepconv: input needs at least one channel; got shape ",
                     shape_str(input));
   TORCH_CHECK_TYPE(input.scalar_type() == vertical.scalar_type() &&

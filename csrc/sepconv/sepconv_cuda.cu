@@ -90,7 +90,8 @@ inline unsigned grid_for(int64_t n) { return unsigned(std::min<int64_t>(blocks_f
 at::Tensor sepconv_cuda(const at::Tensor& input, const at::Tensor& vertical,
                         const at::Tensor& horizontal, c10::string_view padding) {
   const SepconvGeometry g = check_sepconv(input, vertical, horizontal, std::string(padding));
-  TORCH_CHECK_VALUE(input.is_cuda(), "sepconv (CUDA kernel): expected CUDA tensors; got ", input.device().str());
+  TORCH_CHECK_VALUE(input.is_cuda(), "sepconv (CUDA kernel): expected CUDA tensors; got ",
+                    input.device().str());
   const c10::cuda::CUDAGuard guard(input.device());
   at::Tensor out = at::empty({g.B, g.C, g.H, g.W}, input.options());
   if (out.numel() == 0) return out;

@@ -60,14 +60,15 @@ __global__ void backward_kernel(const T* __restrict__ grad, const T* __restrict_
     for (int64_t c = 0; c < g.C; ++c) {
       const Acc go = Acc(grad[(b * g.C + c) * HW + p]);
       const int64_t base = (b * g.C + c) * HWin;
-      for_each_tap<Acc>(y, x, fx, fy, g.Hin, g.Win, g.interp, g.pad, [&](int64_t off, Acc w, Acc dwx, Acc dwy) {
+      const auto tap = [&](int64_t off, Acc w, Acc dwx, Acc dwy) {
         if (gin) at::native::fastAtomicAdd(gin, base + off, gin_numel, T(w * go), true);
         if (gflow) {
           const Acc v = Acc(in[base + off]);
           gx += go * dwx * v;
           gy += go * dwy * v;
         }
-      });
+      };
+      for_each_tap<Acc>(y, x, fx, fy, g.Hin, g.Win, g.interp, g.pad, tap);
     }
     if (gflow) {
       gflow[b * 2 * HW + p] = T(gx);

@@ -195,7 +195,8 @@ EMR_HD void for_each_tap(int64_t y, int64_t x, Acc fx, Acc fy, int64_t H, int64_
   for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 2; ++j)
-      if (in_bounds(yi + i, xi + j, H, W)) f((yi + i) * W + xi + j, wx[j] * wy[i], sx[j] * wy[i], wx[j] * sy[i]);
+      if (in_bounds(yi + i, xi + j, H, W))
+        f((yi + i) * W + xi + j, wx[j] * wy[i], sx[j] * wy[i], wx[j] * sy[i]);
 }
 
 // The same taps gathered into a Stencil (CPU paths that are not on the hot bilinear/bicubic rows).
