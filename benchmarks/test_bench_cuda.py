@@ -5,7 +5,6 @@ GPU work; inputs are random, drawn once per test.
 Run: pytest benchmarks/test_bench_cuda.py --benchmark-enable --benchmark-columns=median,iqr,rounds
 """
 
-import math
 
 import numpy as np
 import pytest
@@ -13,6 +12,7 @@ import torch
 
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from test_bench_fold import three_curved_folds
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -126,20 +126,6 @@ def test_warp_forward_backward_4096(benchmark, impl):
     benchmark.pedantic(synced(step), **rounds(benchmark, True))
 
 
-def three_curved_folds(size, vertices_per_fold=8):
-    t = torch.linspace(0, 1, vertices_per_fold)
-    folds = []
-    for k, angle in enumerate((0.3, 1.4, 2.4)):
-        ux, uy = math.cos(angle), math.sin(angle)
-        along = (t - 0.5) * 1.6 * size
-        bend = 60 * torch.sin(math.pi * t * (k + 1))
-        folds.append(torch.stack([size / 2 + along * ux - bend * uy + 200 * (k - 1),
-                                  size / 2 + along * uy + bend * ux], -1))
-    half = torch.full((1, 3, vertices_per_fold), 12.0)
-    params = torch.tensor([[0.01, 1.0, 0.7, 0.3, 3.0]] * 3)[None]
-    return [g.cuda() for g in (torch.stack(folds)[None], torch.stack([half, 4 * half], -1), params)]
-
-
 @pytest.mark.parametrize("impl", {"extension": 0, "pytorch": 0})
 def test_fold_warp_4096_three_curved_folds(benchmark, impl):
     skip_unavailable(impl)
@@ -147,7 +133,8 @@ def test_fold_warp_4096_three_curved_folds(benchmark, impl):
     fn = ops.fold_warp if impl == "extension" else reference.fold.fold_warp
     x = torch.rand(1, 1, 4096, 4096, device="cuda")
     with torch.no_grad():
-        benchmark.pedantic(synced(fn), args=(x, *three_curved_folds(4096)), **rounds(benchmark, True))
+        geometry = [g.cuda() for g in three_curved_folds(4096)]
+        benchmark.pedantic(synced(fn), args=(x, *geometry), **rounds(benchmark, True))
 
 
 @pytest.fixture(scope="module")
