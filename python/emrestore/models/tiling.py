@@ -43,8 +43,8 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
-    device = torch.device(device) if device is not None else model_device(model)
     held = model_device(model)
+    device = torch.device(device) if device is not None else held
     if device.type != held.type or device.index not in (None, held.index):
         model = copy.deepcopy(model).to(device)  # a copy: the caller's model stays where it is
     if not tta:
