@@ -1,6 +1,7 @@
 """Fold and precipitate detection, whole-stack detection and the detect command, on the phantom
 degraded by the simulator (no external data)."""
 
+import itertools
 import json
 
 import numpy as np
@@ -31,14 +32,18 @@ def test_dark_folds_are_found_and_outlined(clean, preset):
         art = simulate_sff(clean, z, seed=z, preset=preset, n_folds=1, black_band=1.0, partial=0.0,
                            return_flow=False)
         det = detect_folds(art.image)
-        assert len(det.folds) == 1, (preset, z)
+        # One fold; a steep published-model fold can pull the border in so far that a dark blob
+        # is smeared into a streak there (section 1), which may be flagged too.
+        assert 1 <= len(det.folds) <= (2 if preset == "paper" else 1), (preset, z)
         assert iou(det.mask, art.alpha > 0.5) >= 0.5, (preset, z)
-        # The traced centre line lies on the true one.
+        # The traced centre line lies on the true one (the polyline, sampled every pixel).
         true = np.array(art.params["folds"][0]["vertices"])
-        d = true[-1] - true[0]
-        normal = np.array([-d[1], d[0]]) / np.linalg.norm(d)
-        offsets = (det.folds[0].centre - true[0]) @ normal
-        assert np.abs(offsets).max() < 12 if preset == "paper" else 40
+        steps = [np.linspace(a, b, int(np.linalg.norm(b - a)) + 2) for a, b in itertools.pairwise(true)]
+        dense = np.concatenate(steps)
+        fold = max(det.folds, key=lambda f: f.length)
+        inside = (fold.centre >= 0).all(1) & (fold.centre < 512).all(1)  # ends were extended
+        distance = np.linalg.norm(fold.centre[inside, None] - dense[None], axis=-1).min(1)
+        assert distance.max() < 12, (preset, z, distance.max())
 
 
 def test_a_partial_curved_fold_is_traced_to_its_end(clean):
@@ -57,6 +62,33 @@ def test_a_partial_curved_fold_is_traced_to_its_end(clean):
         found = det.folds[0].centre
         assert np.linalg.norm(found[-1] - found[0]) <= span + 40
     assert hits >= len(clean) - 1
+
+
+def test_pale_partial_folds_are_found(clean):
+    # Film overlaps (half the content or darker), ending inside the section: the tracker starts on
+    # the band rather than at the line's end, where it could lock onto tissue first.
+    hits = []
+    for z in range(len(clean)):
+        for k in range(3):
+            art = simulate_sff(clean, z, seed=200 + 10 * z + k, n_folds=1, partial=1.0, black_band=0.0,
+                               band_level=(0.35, 0.5), return_flow=False)
+            hits.append(iou(detect_folds(art.image).mask, art.alpha > 0.5) >= 0.5)
+    assert sum(hits) >= 13, hits  # 12 of these 18 before the tracker started on the band
+
+
+def test_fold_evidence_favours_long_smooth_bands():
+    from emrestore.detect.sff import Fold, fold_evidence
+
+    def trace(length, waver):
+        t = np.linspace(0, length, int(length // 8) + 1)
+        y = 200 + waver * (-1.0) ** np.arange(len(t))  # zigzag of +- waver px
+        return Fold(centre=np.stack([t, y], 1), half_width=np.full(len(t), 8.0), darkness=0.5,
+                    length=float(length))
+
+    smooth, short, zigzag = trace(400, 0), trace(120, 0), trace(400, 6)
+    assert fold_evidence(smooth, 512) > fold_evidence(short, 512)
+    assert fold_evidence(smooth, 512) > fold_evidence(zigzag, 512)
+    assert fold_evidence(smooth, 512) >= 0.6 > fold_evidence(zigzag, 512)
 
 
 def test_a_dark_band_along_the_border_is_not_a_fold(clean):

@@ -347,8 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sff-band-threshold", type=float, default=0.3,
                    help="darkness (1 - band/surround, averaged along the fold) marking a fold band "
                    "(default 0.3)")
-    p.add_argument("--sff-min-darkness", type=float, default=0.4,
-                   help="mean band darkness a fold needs along its length (default 0.4)")
+    p.add_argument("--sff-min-darkness", type=float, default=0.35,
+                   help="mean band darkness a fold needs along its length (default 0.35)")
     p.add_argument("--sp-threshold", type=float, default=0.65,
                    help="darkness against the local background marking precipitates (default 0.65)")
     p.add_argument("--sp-verdict", type=float, default=0.85,
