@@ -6,7 +6,9 @@ each candidate line verified and traced on profiles averaged along it.
    a black band, about 1 - level for a film overlap at ``level`` times the content, low for
    membranes (thinner than the smallest core).
 2. Candidates: the skeleton of the responding regions votes with the response in ``hough_lines``
-   (weighted votes); ``hough_peaks`` keeps lines whose votes cover a share of their chord.
+   (weighted votes); ``hough_peaks`` keeps lines whose votes cover a share of their chord. Long,
+   elongated pieces of that skeleton add the line along their principal axis (a curved fold
+   spreads its votes over many rho bins and may make no peak).
 3. Verification and tracing: the section is resampled in a strip along each candidate line and
    averaged over 32 px along it, so tissue averages out while a band stays. Tracking starts where
    the band is darkest on the line and runs both ways; at every 8 px the band is the dark run of
@@ -32,6 +34,7 @@ from ._common import opening, working_copy
 
 HALF_WIDTHS = (4, 6, 9, 13, 19, 28, 40)  # folds are >= 5 px half-width; membranes 1-2
 MAX_GAP = 4  # positions (8 px apart) a traced band may vanish for and still be one fold
+RIDGE_ELONGATION = 6.0  # variance along a ridge piece over across it, for a line through it
 MAX_BRIDGE = 16  # longest gap (positions) bridged between two stretches of the same band
 
 
@@ -105,8 +108,9 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     # x = f2 x' + (f2 - 1) / 2).
     lines = [(float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
              for _, t, r in zip(*peaks)]
-    kept: list[tuple[Fold, np.ndarray]] = []
     side = min(hs, ws)
+    lines += _ridge_lines(ridge, min_length * min(uv.shape), f2)
+    kept: list[tuple[Fold, np.ndarray, float]] = []
     for theta, rho in lines:
         fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
                             min_length=min_length * side)
@@ -141,6 +145,32 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
             f.half_width = f.half_width * factor
             f.length *= factor
     return FoldDetection(folds=folds, mask=mask, response=resp)  # response at the vote scale
+
+
+def _ridge_lines(ridge: np.ndarray, min_extent: float, f2: int) -> list:
+    """Lines through long, straight-ish ridge pieces (their principal axis), in working-scale
+    pixels. A curved fold spreads its votes over many rho bins and may make no Hough peak, but its
+    ridge is one long piece."""
+    labels, count = ndimage.label(ridge, structure=np.ones((3, 3)))
+    if count == 0:
+        return []
+    sizes = np.bincount(labels.ravel())
+    boxes = ndimage.find_objects(labels)
+    lines = []
+    for lab in np.flatnonzero(sizes[1:] >= min_extent) + 1:
+        box = boxes[lab - 1]
+        ys, xs = np.nonzero(labels[box] == lab)
+        pts = np.stack([xs + box[1].start, ys + box[0].start], 1).astype(np.float64)
+        c = pts.mean(0)
+        evals, evecs = np.linalg.eigh(np.cov((pts - c).T))
+        extent = np.ptp((pts - c) @ evecs[:, 1])
+        if extent < min_extent or evals[1] < RIDGE_ELONGATION * max(evals[0], 1e-6):
+            continue
+        normal = evecs[:, 0]
+        theta = math.atan2(normal[1], normal[0])
+        c = f2 * c + 0.5 * (f2 - 1)
+        lines.append((theta, float(c @ np.array([math.cos(theta), math.sin(theta)]))))
+    return lines
 
 
 def fold_evidence(fold: Fold, side: float) -> float:
