@@ -104,6 +104,16 @@ def print_folds(title, ious):
         print(f"| {preset} | {np.sum(v >= 0.5)}/{len(v)} | {v[v >= 0.5].mean():.2f} |")
 
 
+def assert_fold_acceptance(ious, false_folds, clean_sections):
+    """The acceptance on draws the thresholds were not set on: >= 95% of the folds of either model
+    found, mean band IoU of those >= 0.75, at most one false fold per 50 clean sections."""
+    assert false_folds <= clean_sections / 50
+    for values in ious.values():
+        v = np.array(values)
+        assert np.mean(v >= 0.5) >= 0.95
+        assert v[v >= 0.5].mean() >= 0.75
+
+
 def test_missing_sections_on_real_stacks(stacks):
     found, false_alarms = missing_scores(stacks, range(3), clean=set(stacks))
     print_missing("missing section", found, false_alarms)
@@ -137,10 +147,7 @@ def test_folds_on_fresh_draws(fresh_stacks):
                                              clean={"flyem_z5_off2", "flyem_z5_off3"})
     print_folds("fold model (fresh draws)", ious)
     print(f"false folds: {false_folds} in {len(seconds)} clean FlyEM sections")
-    assert false_folds <= len(seconds) / 50
-    assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.95
-    assert np.mean(np.array(ious["realistic"]) >= 0.5) >= 0.95
-    assert all(np.mean([v for v in values if v >= 0.5]) >= 0.75 for values in ious.values())
+    assert_fold_acceptance(ious, false_folds, len(seconds))
 
 
 def test_folds_on_holdout_draws(holdout_stacks):
@@ -148,10 +155,7 @@ def test_folds_on_holdout_draws(holdout_stacks):
                                              clean=set(holdout_stacks))
     print_folds("fold model (held-out draws)", ious)
     print(f"false folds: {false_folds} in {len(seconds)} clean sections")
-    assert false_folds <= len(seconds) / 50
-    assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.95
-    assert np.mean(np.array(ious["realistic"]) >= 0.5) >= 0.95
-    assert all(np.mean([v for v in values if v >= 0.5]) >= 0.75 for values in ious.values())
+    assert_fold_acceptance(ious, false_folds, len(seconds))
 
 
 def test_precipitates_on_real_stacks(stacks):

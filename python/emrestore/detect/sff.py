@@ -151,9 +151,7 @@ def _ridge_lines(ridge: np.ndarray, min_extent: float, f2: int) -> list:
     """Lines through long, straight-ish ridge pieces (their principal axis), in working-scale
     pixels. A curved fold spreads its votes over many rho bins and may make no Hough peak, but its
     ridge is one long piece."""
-    labels, count = ndimage.label(ridge, structure=np.ones((3, 3)))
-    if count == 0:
-        return []
+    labels, _ = ndimage.label(ridge, structure=np.ones((3, 3)))
     sizes = np.bincount(labels.ravel())
     boxes = ndimage.find_objects(labels)
     lines = []
