@@ -13,7 +13,7 @@ from emrestore.models import (
     load_model,
     save_model,
 )
-from emrestore.models.training import _Sampler, triplets
+from emrestore.models.training import _Sampler, _split, triplets
 from emrestore.phantom import make_phantom
 from scipy import ndimage
 
@@ -70,8 +70,8 @@ def test_sampler_aligns_the_outer_sections_to_the_middle():
     stack = _moving_texture()
     crops = {}
     for align in (False, True):
-        sampler = _Sampler(stack, [(0, 1, 2)], 64, np.random.default_rng(0), augment=False, align=align)
-        frames, ts = sampler.batch(2)
+        sampler = _Sampler(stack, [(0, 1, 2)], 64, augment=False, align=align)
+        frames, ts = sampler.batch(2, seed=0)
         assert frames.shape == (2, 3, 64, 64) and torch.equal(ts, torch.tensor([0.5, 0.5]))
         crops[align] = frames.numpy()
     error = {k: float(np.abs(v[:, [0, 2]] - v[:, 1:2]).mean()) for k, v in crops.items()}
@@ -173,6 +173,33 @@ def test_triplets_skip_excluded_sections_and_cover_runs():
     assert all(1 <= z - a <= 3 and 1 <= b - z <= 3 for a, z, b in trips)
 
 
+def test_z_step_triplets_start_at_every_offset_and_keep_validation_apart():
+    clean = np.ones(40, bool)
+    clean[17] = False
+    trips = triplets(clean, max_gap=2, z_step=3)
+    assert all((z - a) % 3 == 0 and (b - z) % 3 == 0 and 3 <= z - a <= 6 and 3 <= b - z <= 6 for a, z, b in trips)
+    assert {z % 3 for _, z, _ in trips} == {0, 1, 2}  # every offset, not every third section only
+    assert not any(17 in t for t in trips)
+    train, val = _split(trips, val_fraction=0.1, z_step=3)
+    targets = {z for _, z, _ in val}
+    assert targets and all(z - a == 3 and b - z == 3 for a, z, b in val)
+    # the sections between a validation target and its neighbours are near copies of it: not trained on
+    assert all(abs(z - v) >= 3 for _, z, _ in train for v in targets)
+    assert triplets(clean, max_gap=2) == triplets(clean, max_gap=2, z_step=1)
+
+
+def test_batches_depend_on_the_seed_not_on_the_threads(phantom, tmp_path):
+    kw = {"minutes": None, "iterations": 4, "config": TINY, "batch_size": 2, "crop": 32, "detect": False,
+          "progress": False, "z_step": 2}
+    one = fit(phantom, tmp_path / "one", workers=1, **kw)
+    three = fit(phantom, tmp_path / "three", workers=3, **kw)
+    assert one.record["z_step"] == 2
+    for key, value in one.model.state_dict().items():
+        assert torch.equal(value, three.model.state_dict()[key]), key
+    with pytest.raises(ValueError, match="z_step must be a positive integer"):
+        fit(phantom, tmp_path / "bad", minutes=None, iterations=1, z_step=0, detect=False, progress=False)
+
+
 def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
     """On one triplet, unaugmented, the network must get far closer to the middle than the blend."""
     stack = phantom[:3]
@@ -197,7 +224,8 @@ def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     again = fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True)
     assert again.record["iterations"] == 5
     assert json.loads((folder / "config.json").read_text())["training"]["iterations"] == 5
-    assert any(not torch.equal(loaded.state_dict()[k], v.cpu()) for k, v in again.model.state_dict().items())
+    last = load_model(folder, last=True)[0].state_dict()  # trained on (the shipped ones are the best-validated)
+    assert any(not torch.equal(loaded.state_dict()[k], v) for k, v in last.items())
 
 
 def test_fit_ships_the_best_validated_weights(phantom, tmp_path):

@@ -220,18 +220,19 @@ def _section_range(text: str | None) -> slice:
     return slice(start, stop)
 
 
-def _read_selected(command: str, path, args: argparse.Namespace) -> np.ndarray:
-    """The stack at ``path``, cut to --range and thinned by --z-step."""
+def _read_selected(command: str, path, args: argparse.Namespace, thin: bool = True) -> np.ndarray:
+    """The stack at ``path``, cut to --range and (with ``thin``) thinned by --z-step."""
     from . import io
 
     if args.z_step < 1:
         raise SystemExit(f"emrestore {command}: --z-step must be >= 1; got {args.z_step}")
-    return io.read_stack(path)[_section_range(args.range)][:: args.z_step]
+    return io.read_stack(path)[_section_range(args.range)][:: args.z_step if thin else 1]
 
 
-def _add_selection(p: argparse.ArgumentParser, of: str) -> None:
+def _add_selection(p: argparse.ArgumentParser, of: str,
+                   z_help: str = "take every n-th section (e.g. 5 for isotropic data)") -> None:
     p.add_argument("--range", metavar="START:STOP", help=f"use only these sections of {of}")
-    p.add_argument("--z-step", type=int, default=1, help="take every n-th section (e.g. 5 for isotropic data)")
+    p.add_argument("--z-step", type=int, default=1, help=z_help)
 
 
 def fit_command(args: argparse.Namespace) -> int:
@@ -245,7 +246,7 @@ def fit_command(args: argparse.Namespace) -> int:
 
         stack = make_phantom(PHANTOM_SHAPE, seed=args.seed).raw
     else:
-        stack = _read_selected("fit", args.input, args)
+        stack = _read_selected("fit", args.input, args, thin=False)  # every offset trains
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not (args.resume or args.overwrite):
         raise SystemExit(f"emrestore fit: {out} is not empty; pass --resume to continue it or --overwrite")
@@ -256,8 +257,8 @@ def fit_command(args: argparse.Namespace) -> int:
     config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths, align=args.align)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss, max_gap=args.max_gap,
-                 detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
-                 resume=args.resume, progress=not args.quiet)
+                 z_step=args.z_step, detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
+                 workers=args.workers, resume=args.resume, progress=not args.quiet)
     r = result.record
     best = r.get("best")
     val = "-" if best is None else f"{best['val_psnr']:.2f} dB (kept: iteration {best['iteration']})"
@@ -386,7 +387,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="model folder")
     p.add_argument("--minutes", type=float, default=30.0, help="wall-clock budget (default 30)")
     p.add_argument("--iterations", type=int, help="step budget (with --minutes: whichever ends first)")
-    _add_selection(p, "IN")
+    _add_selection(p, "IN", z_help="train for sections n apart, as `evaluate --z-step n` takes them, on all "
+                   "sections (every offset), not only every n-th (e.g. 5 for isotropic data)")
+    p.add_argument("--workers", type=int, help="threads drawing training batches (default: 1 on the CPU, "
+                   "up to 8 beside a GPU)")
     p.add_argument("--kernel-size", type=int, default=21, help="taps per 1-D kernel (default 21)")
     p.add_argument("--widths", default="16,32,64,96", help="U-Net channels per level (default 16,32,64,96)")
     p.add_argument("--align", choices=("flow", "none"), default="flow",

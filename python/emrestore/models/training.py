@@ -2,7 +2,9 @@
 
 Every clean section with clean sections on both sides is a training target: the network sees its
 neighbours at gaps of 1 to ``max_gap`` sections on each side (so it learns runs of missing sections
-too) and must reproduce it. Crops are read section by section, so the stack may be a memory map or
+too) and must reproduce it. With ``z_step`` n the gaps are n to n * ``max_gap`` sections, from every
+offset: a near-isotropic stack (FIB-SEM) then trains for n-times thicker sections on all of its
+sections instead of every n-th one. Crops are read section by section, so the stack may be a memory map or
 a zarr/h5py array larger than memory. Sections the detector flags are never used.
 """
 
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,25 +50,27 @@ def _check_stack(stack):
         raise TypeError(f"fit: expected uint8, uint16, float32 or float64 sections; got {stack.dtype}")
 
 
-def triplets(clean: np.ndarray, max_gap: int) -> list[tuple[int, int, int]]:
-    """(before, target, after) with all three clean and gaps of 1..max_gap on each side."""
+def triplets(clean: np.ndarray, max_gap: int, z_step: int = 1) -> list[tuple[int, int, int]]:
+    """(before, target, after) with all three clean and gaps of z_step * (1..max_gap) on each side."""
     ok = np.flatnonzero(clean)
     out = []
     for z in ok:
-        for a in range(z - max_gap, z):
-            for b in range(z + 1, z + max_gap + 1):
+        for a in range(z - max_gap * z_step, z, z_step):
+            for b in range(z + z_step, z + (max_gap + 1) * z_step, z_step):
                 if a >= 0 and b < len(clean) and clean[a] and clean[b]:
                     out.append((int(a), int(z), int(b)))
     return out
 
 
-def _split(trips, val_fraction: float):
-    """Validation: every n-th target with both gaps 1, never used as a training target."""
-    singles = sorted({z for a, z, b in trips if z - a == 1 and b - z == 1})
-    n_val = max(1, round(len(singles) * val_fraction)) if len(singles) >= 4 and val_fraction > 0 else 0
+def _split(trips, val_fraction: float, z_step: int = 1):
+    """Validation: evenly spread targets with both gaps z_step. No training target lies closer than
+    z_step sections to one (at z_step > 1 the sections in between are near copies of it)."""
+    singles = sorted({z for a, z, b in trips if z - a == z_step and b - z == z_step})
+    n_val = max(1, round(len(singles) * val_fraction / z_step)) if len(singles) >= 4 * z_step and val_fraction > 0 \
+        else 0
     val_targets = {singles[int((i + 0.5) * len(singles) / n_val)] for i in range(n_val)}
-    val = [t for t in trips if t[1] in val_targets and t[1] - t[0] == 1 and t[2] - t[1] == 1]
-    train = [t for t in trips if t[1] not in val_targets]
+    val = [t for t in trips if t[1] in val_targets and t[1] - t[0] == z_step and t[2] - t[1] == z_step]
+    train = [t for t in trips if all(abs(t[1] - v) >= z_step for v in val_targets)]
     return train, val
 
 
@@ -78,40 +84,43 @@ class _Sampler:
     ``align``, the outer two are then aligned to the middle one's position as ``interpolate`` does,
     on a crop ``margin`` pixels larger on each side, so the flow sees context past the crop."""
 
-    def __init__(self, stack, trips, crop: int, rng: np.random.Generator, augment: bool = True,
-                 jitter: float = 0.15, align: bool = False, margin: int = 32):
-        self.stack, self.trips, self.crop, self.rng, self.jitter = stack, trips, crop, rng, jitter
+    def __init__(self, stack, trips, crop: int, augment: bool = True, jitter: float = 0.15, align: bool = False,
+                 margin: int = 32, z_step: int = 1):
+        self.stack, self.trips, self.crop, self.jitter = stack, trips, crop, jitter
         self.augment, self.align, self.margin = augment, align, margin
-        # Gap-1 triplets are the common case (single missing sections): half of all draws.
-        gaps = np.array([(z - a == 1 and b - z == 1) for a, z, b in trips], float)
+        # Single missing sections are the common case: half of all draws.
+        gaps = np.array([(z - a == z_step and b - z == z_step) for a, z, b in trips], float)
         n_single = gaps.sum()
         p = np.where(gaps > 0, 0.5 / max(n_single, 1), 0.5 / max(len(trips) - n_single, 1))
         self.p = p / p.sum()
 
-    def _augment(self, t, pos):
-        if self.rng.random() < 0.5:  # order swap
+    def _augment(self, t, pos, rng):
+        if rng.random() < 0.5:  # order swap
             t, pos = t[::-1], 1 - pos
-        t = np.rot90(t, int(self.rng.integers(4)), axes=(1, 2))
-        if self.rng.random() < 0.5:
+        t = np.rot90(t, int(rng.integers(4)), axes=(1, 2))
+        if rng.random() < 0.5:
             t = t[:, :, ::-1]
-        gain = math.exp(self.rng.uniform(-self.jitter, self.jitter))
-        t = np.clip((t - t.mean()) * gain + t.mean() + self.rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
+        gain = math.exp(rng.uniform(-self.jitter, self.jitter))
+        t = np.clip((t - t.mean()) * gain + t.mean() + rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
         return t, pos
 
-    def batch(self, size: int):
+    def batch(self, size: int, seed: int):
+        """One batch from its own generator, so batches may be drawn on several threads and still
+        depend only on the fit's seed."""
+        rng = np.random.default_rng(seed)
         _, h, w = self.stack.shape
         c = self.crop
         m = max(0, min(self.margin, (h - c) // 2, (w - c) // 2)) if self.align else 0
         e = c + 2 * m
         items, ts = [], []
-        for i in self.rng.choice(len(self.trips), size=size, p=self.p):
+        for i in rng.choice(len(self.trips), size=size, p=self.p):
             a, z, b = self.trips[i]
-            y, x = int(self.rng.integers(0, h - e + 1)), int(self.rng.integers(0, w - e + 1))
+            y, x = int(rng.integers(0, h - e + 1)), int(rng.integers(0, w - e + 1))
             win = (slice(y, y + e), slice(x, x + e))
             t = np.stack([_unit(self.stack, s, *win) for s in (a, z, b)])
             pos = (z - a) / (b - a)
             if self.augment:
-                t, pos = self._augment(t, pos)
+                t, pos = self._augment(t, pos, rng)
             if self.align:
                 before, after = align_pair(t[0], t[2], pos)
                 t = np.stack([before, t[1], after])[:, m:m + c, m:m + c]
@@ -145,9 +154,10 @@ def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> flo
 
 def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None = None,
         config: InterpolationConfig | None = None, batch_size: int = 8, crop: int = 128, lr: float = 2e-3,
-        weight_decay: float = 1e-4, loss: str = "l1+grad", max_gap: int = 3, exclude=None, detect: bool = True,
+        weight_decay: float = 1e-4, loss: str = "l1+grad", max_gap: int = 3, z_step: int = 1, exclude=None,
+        detect: bool = True,
         augment: bool = True, val_fraction: float = 0.1, val_size: int = 512, checkpoint_minutes: float = 2.0,
-        seed: int = 0, device: str | torch.device | None = None, resume: bool = False,
+        seed: int = 0, device: str | torch.device | None = None, resume: bool = False, workers: int | None = None,
         progress: bool = True) -> FitResult:
     """Trains the interpolation network on ``stack`` [Z, H, W] and saves it to ``folder``.
 
@@ -156,6 +166,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             or as well (whichever ends first).
         exclude: [Z] bool, sections never used (default: the ones ``emrestore.detect`` flags, if
             ``detect``); ``max_gap``: largest gap on each side (runs of missing sections).
+        z_step: train for sections this many apart (the gaps are multiples of it), on every offset.
         augment: flips, 90-degree turns, order swap, brightness/contrast jitter.
         config: the architecture (default ``InterpolationConfig()``: flow-guided); with
             ``config.align == "flow"`` each crop's outer sections are aligned as ``interpolate``
@@ -167,6 +178,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         resume: continue from ``folder``'s checkpoint (latest weights, optimizer, record), for
             ``minutes`` / ``iterations`` more.
         device: default CUDA when available.
+        workers: threads drawing batches (reading, augmenting, aligning) ahead of the training step
+            (default: 1 on the CPU, where training takes the cores; up to 8 beside a GPU).
 
     ``folder/model.safetensors`` and the returned model hold the weights that scored best on the
     held-out validation triplets (checked every 30 s and at the end; the last weights when there
@@ -177,11 +190,12 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         raise ValueError(f"fit: loss must be one of {LOSSES}; got {loss!r}")
     if minutes is None and iterations is None:
         raise ValueError("fit: give a budget: minutes, iterations or both")
+    if int(z_step) != z_step or z_step < 1:
+        raise ValueError(f"fit: z_step must be a positive integer; got {z_step!r}")
     z, h, w = stack.shape
     crop = min(crop, h, w)
     folder = Path(folder)
     device = pick_device(device)
-    rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
 
     if exclude is None:
@@ -194,11 +208,11 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
     exclude = np.asarray(exclude, bool)
     if exclude.shape != (z,):
         raise ValueError(f"fit: exclude must be [Z] = [{z}] booleans; got shape {exclude.shape}")
-    trips = triplets(~exclude, max_gap)
+    trips = triplets(~exclude, max_gap, z_step)
     if not trips:
-        raise ValueError(f"fit: no clean section has clean neighbours on both sides ({int(exclude.sum())} of {z} "
-                         "sections excluded)")
-    train, val = _split(trips, val_fraction)
+        raise ValueError(f"fit: no clean section has clean neighbours {z_step} section(s) away on both sides "
+                         f"({int(exclude.sum())} of {z} sections excluded)")
+    train, val = _split(trips, val_fraction, z_step)
 
     best_weights = None  # the state dict with the best validation PSNR so far
     if resume:
@@ -212,11 +226,12 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         record = {"iterations": 0, "seconds": 0.0, "history": []}
     record.update({"stack_shape": [z, h, w], "excluded_sections": np.flatnonzero(exclude).tolist(),
                    "train_triplets": len(train), "val_targets": sorted({t[1] for t in val}), "loss": loss,
-                   "batch_size": batch_size, "crop": crop, "lr": lr, "max_gap": max_gap, "seed": seed})
+                   "batch_size": batch_size, "crop": crop, "lr": lr, "max_gap": max_gap, "z_step": z_step,
+                   "seed": seed})
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
-    sampler = _Sampler(stack, train, crop, rng, augment, align=model.config.align == "flow")
+    sampler = _Sampler(stack, train, crop, augment, align=model.config.align == "flow", z_step=z_step)
     val_crops = []
     for a, t, b in val:  # fixed central crops
         y0, x0 = max(0, (h - val_size) // 2), max(0, (w - val_size) // 2)
@@ -253,9 +268,12 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                    unit="s" if minutes is not None else "it", dynamic_ncols=True)
     model.train()
     step, running, val_psnr = 0, None, record.get("val_psnr")
-    # The next batch is drawn (read, augmented, aligned) while this one trains.
-    pool = ThreadPoolExecutor(max_workers=1)
-    pending = pool.submit(sampler.batch, batch_size)
+    # The next batches are drawn (read, augmented, aligned) while this one trains; each from its own
+    # generator seeded by (seed, iteration), so a resumed fit draws new ones.
+    if workers is None:
+        workers = 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
+    pool = ThreadPoolExecutor(max_workers=workers)
+    pending = deque(pool.submit(sampler.batch, batch_size, (seed, done_it + i)) for i in range(2 * workers))
     try:
         while True:
             elapsed = time.perf_counter() - start
@@ -264,8 +282,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             frac = max(elapsed / budget_s, step / budget_it)
             for g in optimizer.param_groups:
                 g["lr"] = lr * _schedule(frac)
-            frames, ts = pending.result()
-            pending = pool.submit(sampler.batch, batch_size)
+            frames, ts = pending.popleft().result()
+            pending.append(pool.submit(sampler.batch, batch_size, (seed, done_it + step + len(pending) + 1)))
             frames, ts = frames.to(device), ts.to(device)
             pred = model(frames[:, :1], frames[:, 2:], ts)
             value = _loss(pred, frames[:, 1:2], loss)
