@@ -4,12 +4,13 @@ Every clean section with clean sections on both sides is a training target: the 
 neighbours at gaps of 1 to ``max_gap`` sections on each side (so it learns runs of missing sections
 too) and must reproduce it. With ``z_step`` n the gaps are n to n * ``max_gap`` sections, from every
 offset: a near-isotropic stack (FIB-SEM) then trains for n-times thicker sections on all of its
-sections instead of every n-th one. Crops are read section by section, so the stack may be a memory map or
-a zarr/h5py array larger than memory. Sections the detector flags are never used.
+sections instead of every n-th one. Crops are read section by section, so the stack may be a memory
+map or a zarr/h5py array larger than memory. Sections the detector flags are never used.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -62,14 +63,21 @@ def triplets(clean: np.ndarray, max_gap: int, z_step: int = 1) -> list[tuple[int
     return out
 
 
+def _single(trip, z_step: int) -> bool:
+    """A triplet for one missing section: both gaps are the plain spacing."""
+    a, z, b = trip
+    return z - a == z_step and b - z == z_step
+
+
 def _split(trips, val_fraction: float, z_step: int = 1):
     """Validation: evenly spread targets with both gaps z_step. No training target lies closer than
     z_step sections to one (at z_step > 1 the sections in between are near copies of it)."""
-    singles = sorted({z for a, z, b in trips if z - a == z_step and b - z == z_step})
-    n_val = max(1, round(len(singles) * val_fraction / z_step)) if len(singles) >= 4 * z_step and val_fraction > 0 \
-        else 0
+    singles = sorted({t[1] for t in trips if _single(t, z_step)})
+    n_val = 0
+    if len(singles) >= 4 * z_step and val_fraction > 0:
+        n_val = max(1, round(len(singles) * val_fraction / z_step))
     val_targets = {singles[int((i + 0.5) * len(singles) / n_val)] for i in range(n_val)}
-    val = [t for t in trips if t[1] in val_targets and t[1] - t[0] == z_step and t[2] - t[1] == z_step]
+    val = [t for t in trips if t[1] in val_targets and _single(t, z_step)]
     train = [t for t in trips if all(abs(t[1] - v) >= z_step for v in val_targets)]
     return train, val
 
@@ -89,7 +97,7 @@ class _Sampler:
         self.stack, self.trips, self.crop, self.jitter = stack, trips, crop, jitter
         self.augment, self.align, self.margin = augment, align, margin
         # Single missing sections are the common case: half of all draws.
-        gaps = np.array([(z - a == z_step and b - z == z_step) for a, z, b in trips], float)
+        gaps = np.array([_single(t, z_step) for t in trips], float)
         n_single = gaps.sum()
         p = np.where(gaps > 0, 0.5 / max(n_single, 1), 0.5 / max(len(trips) - n_single, 1))
         self.p = p / p.sum()
@@ -104,8 +112,9 @@ class _Sampler:
         t = np.clip((t - t.mean()) * gain + t.mean() + rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
         return t, pos
 
-    def batch(self, size: int, seed: int):
-        """One batch from its own generator, so batches may be drawn on several threads and still
+    def batch(self, size: int, seed):
+        """One batch from its own generator (``seed``: an int or a sequence of ints, as
+        ``np.random.default_rng`` takes), so batches may be drawn on several threads and still
         depend only on the fit's seed."""
         rng = np.random.default_rng(seed)
         _, h, w = self.stack.shape
@@ -273,7 +282,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
     if workers is None:
         workers = 1 if device.type == "cpu" else max(1, min(8, (os.cpu_count() or 2) - 1))
     pool = ThreadPoolExecutor(max_workers=workers)
-    pending = deque(pool.submit(sampler.batch, batch_size, (seed, done_it + i)) for i in range(2 * workers))
+    batch_index = itertools.count(done_it)  # the iteration each drawn batch is for
+    pending = deque(pool.submit(sampler.batch, batch_size, (seed, next(batch_index))) for _ in range(2 * workers))
     try:
         while True:
             elapsed = time.perf_counter() - start
@@ -283,7 +293,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             for g in optimizer.param_groups:
                 g["lr"] = lr * _schedule(frac)
             frames, ts = pending.popleft().result()
-            pending.append(pool.submit(sampler.batch, batch_size, (seed, done_it + step + len(pending) + 1)))
+            pending.append(pool.submit(sampler.batch, batch_size, (seed, next(batch_index))))
             frames, ts = frames.to(device), ts.to(device)
             pred = model(frames[:, :1], frames[:, 2:], ts)
             value = _loss(pred, frames[:, 1:2], loss)
