@@ -13,7 +13,7 @@ from emrestore.models import (
     load_model,
     save_model,
 )
-from emrestore.models.training import _Sampler, _split, triplets
+from emrestore.models.training import _loss, _Sampler, _split, ssim, triplets
 from emrestore.phantom import make_phantom
 from scipy import ndimage
 
@@ -198,6 +198,24 @@ def test_batches_depend_on_the_seed_not_on_the_threads(phantom, tmp_path):
         assert torch.equal(value, three.model.state_dict()[key]), key
     with pytest.raises(ValueError, match="z_step must be a positive integer"):
         fit(phantom, tmp_path / "bad", minutes=None, iterations=1, z_step=0, detect=False, progress=False)
+
+
+def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
+    """The training SSIM equals the evaluation metric's (scikit-image); "mse+ssim" adds a
+    differentiable penalty for a blurred prediction and is zero for a perfect one."""
+    clean = phantom[3] / 255.0
+    noisy = np.clip(clean + np.random.default_rng(0).normal(0, 0.1, clean.shape), 0, 1)
+
+    def as_t(a):
+        return torch.tensor(a, dtype=torch.float64)[None, None]
+
+    assert float(ssim(as_t(noisy), as_t(clean))) == pytest.approx(metrics.ssim(noisy, clean), abs=1e-6)
+    pred = as_t(ndimage.gaussian_filter(clean, 3)).float().requires_grad_()
+    target = as_t(clean).float()
+    value = _loss(pred, target, "mse+ssim")
+    value.backward()
+    assert value > torch.nn.functional.mse_loss(pred, target) and pred.grad.abs().sum() > 0
+    assert float(_loss(target, target, "mse+ssim")) == pytest.approx(0, abs=1e-6)
 
 
 def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):

@@ -114,9 +114,10 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
         cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
     # --z-step n: trained for gaps of n sections on every section, not on every n-th only
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
-                     "2", "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect", "--quiet"]) == 0
+                     "2", "--loss", "mse+ssim", "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
+                     "--quiet"]) == 0
     record = json.loads((tmp_path / "m2" / "config.json").read_text())["training"]
-    assert record["z_step"] == 2 and record["stack_shape"][0] == len(large)
+    assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
     assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"),
                      "--model", str(tmp_path / "m"), "--quiet"]) == 0
     assert (tmp_path / "in.tif").read_bytes() == digest

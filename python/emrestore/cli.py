@@ -398,8 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--loss", choices=("l1", "mse", "l1+grad"), default="l1+grad",
-                   help="l1 plus an L1 term on pixel gradients (l1+grad, default), l1, or mse")
+    p.add_argument("--loss", choices=("l1", "mse", "l1+grad", "mse+ssim"), default="l1+grad",
+                   help="l1 plus an L1 term on pixel gradients (l1+grad, default), l1, mse, or mse plus an "
+                   "SSIM term (mse+ssim: sharper membranes, better segmentation)")
     p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")
     p.add_argument("--no-detect", action="store_true", help="use every section (skip artifact detection)")
     p.add_argument("--device", help="torch device (default: cuda if available)")

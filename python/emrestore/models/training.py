@@ -30,7 +30,8 @@ from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator
 from .tiling import interpolate
 
-LOSSES = ("l1", "mse", "l1+grad")
+LOSSES = ("l1", "mse", "l1+grad", "mse+ssim")
+SSIM_WEIGHT = 0.5  # of the (1 - SSIM) term in "mse+ssim"
 
 
 @dataclass
@@ -138,9 +139,27 @@ class _Sampler:
         return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
 
 
+def ssim(pred, target, sigma: float = 1.5, size: int = 11):
+    """Mean SSIM of [B, 1, H, W] images in [0, 1]: Gaussian window, K1 0.01, K2 0.03 (the metric's
+    settings, see ``emrestore.metrics.ssim``), over the window positions inside the images."""
+    x = torch.arange(size, dtype=pred.dtype, device=pred.device) - size // 2
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+
+    def blur(image):
+        return F.conv2d(F.conv2d(image, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+
+    c1, c2 = 0.01**2, 0.03**2
+    mp, mt = blur(pred), blur(target)
+    vp, vt, cov = blur(pred * pred) - mp * mp, blur(target * target) - mt * mt, blur(pred * target) - mp * mt
+    return ((2 * mp * mt + c1) * (2 * cov + c2) / ((mp * mp + mt * mt + c1) * (vp + vt + c2))).mean()
+
+
 def _loss(pred, target, kind: str):
     if kind == "mse":
         return F.mse_loss(pred, target)
+    if kind == "mse+ssim":
+        return F.mse_loss(pred, target) + SSIM_WEIGHT * (1 - ssim(pred, target))
     loss = F.l1_loss(pred, target)
     if kind == "l1+grad":
         for dim in (-1, -2):
@@ -181,7 +200,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             ``config.align == "flow"`` each crop's outer sections are aligned as ``interpolate``
             aligns them.
         loss: ``"l1+grad"`` (L1 on the pixels and on their x and y differences: less blur where
-            the neighbours disagree), ``"l1"`` or ``"mse"``.
+            the neighbours disagree), ``"l1"``, ``"mse"``, or ``"mse+ssim"`` (MSE plus
+            ``SSIM_WEIGHT`` x (1 - SSIM): keeps membranes' contrast, so the section segments better).
         val_fraction, val_size: share of single-gap targets held out for validation, and the
             side of the central crop of each that is scored.
         resume: continue from ``folder``'s checkpoint (latest weights, optimizer, record), for
