@@ -1,5 +1,6 @@
 """The interpolation network with the default architecture (K = 21, widths 16-32-64-96):
-inference sections/s at 1024 x 1024 (the optical-flow alignment included), training samples/s
+inference sections/s at 1024 x 1024 (the optical-flow alignment included: of the pair, or also
+against the sections beyond it, as ``restore`` aligns an interior section), training samples/s
 (batch 8, 128 x 128 crops; drawing a batch, alignment included, separately), peak memory,
 and the share of training time spent in the ``sepconv`` op (it must not be the bottleneck).
 
@@ -26,13 +27,16 @@ def model():
 
 @pytest.fixture(scope="module")
 def pair():
+    """The two neighbours, then the sections beyond them."""
     rng = np.random.default_rng(0)
-    return rng.integers(0, 256, (2, SIDE, SIDE), dtype=np.uint8)
+    return rng.integers(0, 256, (4, SIDE, SIDE), dtype=np.uint8)
 
 
+@pytest.mark.parametrize("outer", [False, True], ids=["pair", "outer"])
 @pytest.mark.parametrize("tile", [512, 0], ids=["tile512", "whole"])
-def test_inference_1024(benchmark, model, pair, tile):
-    out = benchmark.pedantic(interpolate, args=(model, pair[0], pair[1], 0.5), kwargs={"tile": tile}, rounds=3,
+def test_inference_1024(benchmark, model, pair, tile, outer):
+    kwargs = {"tile": tile, **({"outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5)} if outer else {})}
+    out = benchmark.pedantic(interpolate, args=(model, pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3,
                              warmup_rounds=1)
     assert out.shape == (SIDE, SIDE)
     if benchmark.stats is not None:
@@ -58,14 +62,16 @@ def test_training_step(benchmark):
         benchmark.extra_info["samples_per_second"] = 8 / benchmark.stats.stats.median
 
 
-@pytest.mark.parametrize("align", [True, False], ids=["aligned", "plain"])
+@pytest.mark.parametrize("align", ["outer", "pair", "plain"])
 def test_training_batch(benchmark, align):
     """Drawing one batch (crops of 3 sections, augmentation, and the optical-flow alignment of the
-    outer two); ``fit`` draws it in a thread while the previous batch trains."""
+    outer two: against each other, and with ``outer`` also against the sections beyond them, as
+    ``fit`` draws for a default model); ``fit`` draws it in a thread while the previous batch trains."""
     from emrestore.phantom import make_phantom
 
     stack = make_phantom((6, 512, 512), seed=0).raw
-    sampler = _Sampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128, align=align)
+    usable = np.ones(len(stack), bool) if align == "outer" else None
+    sampler = _Sampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128, align=align != "plain", outer=usable)
     frames, _ = benchmark.pedantic(sampler.batch, args=(8, 0), rounds=5, warmup_rounds=1)
     assert frames.shape == (8, 3, 128, 128)
 

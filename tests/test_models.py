@@ -78,8 +78,60 @@ def test_sampler_aligns_the_outer_sections_to_the_middle():
     assert error[True] < 0.25 * error[False], error
 
 
+def _moving_five(dx=3, size=120):
+    """Five uint8 sections at z = -1, 0, 1, 2, 3 of one texture moving by dx px per z, the middle
+    three of them _moving_texture's: the pair (0, 2) with an outer section half a gap beyond each."""
+    base = ndimage.gaussian_filter(np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3)
+    base = (base - base.min()) / (base.max() - base.min()) * 255
+    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(-1, 4)]).astype(np.uint8)
+
+
+def test_sampler_aligns_with_the_outer_sections():
+    stack = _moving_five()
+    usable = np.ones(5, bool)
+    raw = float(np.abs(stack[1].astype(float) - stack[2]).mean() / 255)
+    sampler = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=0.0)
+    assert sampler.outers == [(0, 4)]
+    frames, _ = sampler.batch(2, seed=0)
+    plain, _ = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True).batch(2, seed=0)
+    assert not torch.equal(frames, plain)  # the outer sections took part...
+    for f in (frames, plain):  # ...and the motion they show is the pair's
+        assert float((f[:, [0, 2]] - f[:, 1:2]).abs().mean()) < 0.05 * raw
+    dropped = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=1.0)
+    assert torch.equal(dropped.batch(2, seed=0)[0], plain)
+    # Order swaps and turns carry the outer sections along with their neighbours.
+    turned, _ = _Sampler(stack, [(1, 2, 3)], 64, augment=True, align=True, outer=usable, drop_outer=0.0).batch(8, 3)
+    assert float((turned[:, [0, 2]] - turned[:, 1:2]).abs().mean()) < 0.05 * raw
+
+
+def test_interpolate_uses_the_outer_sections_only_where_the_model_asks():
+    stack = _moving_five().astype(np.float32) / 255
+    outer_a, a, mid, b, outer_b = stack
+    config = dict(kernel_size=5, widths=(8, 16), head_width=8, align="flow")
+    model = _random_model(InterpolationConfig(**config))
+    kwargs = dict(tile=None, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
+    with_outer = interpolate(model, a, b, 0.5, **kwargs)
+    wa, wb = align_pair(a, b, 0.5, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
+    np.testing.assert_allclose(with_outer, interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6)
+    assert np.abs(with_outer - interpolate(model, a, b, 0.5, tile=None)).max() > 1e-3
+    np.testing.assert_allclose(interpolate(model, a, b, 0.5, **{**kwargs, "tile": 24}), with_outer, atol=1e-5)
+    # Read the other way round with the outer sections swapped, the 16 passes are the same ones.
+    tta = interpolate(model, a, b, 0.5, tta=True, **kwargs)
+    np.testing.assert_allclose(interpolate(model, b, a, 0.5, tile=None, tta=True, outer=(outer_b, outer_a),
+                                           outer_gaps=(0.5, 0.5)), tta, atol=1e-5)
+    two_section = _random_model(InterpolationConfig(**config, outer_flow=False))
+    np.testing.assert_array_equal(interpolate(two_section, a, b, 0.5, **kwargs),
+                                  interpolate(two_section, a, b, 0.5, tile=None))
+    with pytest.raises(ValueError, match=r"outer\[0\] must have the neighbours' shape"):
+        interpolate(model, a, b, 0.5, outer=(a[:8], None))
+
+
 def test_config_alignment_choice_and_old_checkpoints():
     assert InterpolationConfig().align == "flow"
+    assert InterpolationConfig().outer_flow
+    assert not InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16], "align": "flow"}).outer_flow
+    assert not InterpolationConfig.from_dict(InterpolationConfig(outer_flow=False).to_dict()).outer_flow
+    assert InterpolationConfig.from_dict(InterpolationConfig().to_dict()).outer_flow
     assert InterpolationConfig.from_dict(InterpolationConfig(align="none").to_dict()).align == "none"
     assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16]}).align == "none"  # before flow
     with pytest.raises(ValueError, match="align must be one of"):
@@ -216,6 +268,10 @@ def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
     value.backward()
     assert value > torch.nn.functional.mse_loss(pred, target) and pred.grad.abs().sum() > 0
     assert float(_loss(target, target, "mse+ssim")) == pytest.approx(0, abs=1e-6)
+    heavier = _loss(pred, target, "mse+ssim", ssim_weight=1.5)
+    mse = torch.nn.functional.mse_loss(pred, target)
+    assert float(heavier - mse) == pytest.approx(3 * float(value - mse), rel=1e-5)
+    assert float(_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(float(mse))
 
 
 def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
@@ -283,6 +339,9 @@ def test_fit_rejects_bad_input(tmp_path):
         fit(np.zeros((4, 8, 8), np.int64), tmp_path, iterations=1)
     with pytest.raises(ValueError, match="no clean section"):
         fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, exclude=[0, 1, 0, 1])
+    for weight in (-0.5, float("nan")):
+        with pytest.raises(ValueError, match="ssim_weight must be a finite number >= 0"):
+            fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, loss="mse+ssim", ssim_weight=weight)
 
 
 def test_shipped_model_loads():

@@ -49,6 +49,24 @@ def test_restore_fills_single_sections_runs_and_partial_losses(large):
         assert metrics.psnr(result.stack[z], large[z]) > metrics.psnr(degraded[z], large[z])
 
 
+def test_restore_measures_motion_against_the_sections_beyond(clean):
+    from emrestore.models import SepConvInterpolator, interpolate
+
+    degraded, masks = _degrade(clean, {1: "blank", 4: "noise", 5: "blank"})
+    model = SepConvInterpolator(TINY).eval()  # flow-guided, outer_flow: an untrained one is the flow
+    result = restore(degraded, model=model, masks=masks, tile=None)
+    records = {r["index"]: r for r in result.report["restored"]}
+    assert records[1]["sources"] == [0, 2] and records[1]["motion_from"] == [None, 3]
+    assert records[4]["sources"] == [3, 6] and records[4]["motion_from"] == [2, 7]
+    expected = interpolate(model, degraded[3], degraded[6], 1 / 3, tile=None, outer=(degraded[2], degraded[7]),
+                           outer_gaps=(1 / 3, 1 / 3))
+    np.testing.assert_array_equal(result.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8))
+    plain = restore(degraded, model=SepConvInterpolator(InterpolationConfig(**{**TINY.to_dict(), "outer_flow": False})),
+                    masks=masks, tile=None)
+    assert all("motion_from" not in r for r in plain.report["restored"])
+    assert not np.array_equal(plain.stack[4], result.stack[4])
+
+
 def test_restore_with_test_time_augmentation(clean, tmp_path):
     degraded, masks = _degrade(clean, {4: "blank"})
     plain = restore(degraded, masks=masks, tile=None)
@@ -114,10 +132,15 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
         cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
     # --z-step n: trained for gaps of n sections on every section, not on every n-th only
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
-                     "2", "--loss", "mse+ssim", "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
-                     "--quiet"]) == 0
-    record = json.loads((tmp_path / "m2" / "config.json").read_text())["training"]
+                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
+                     "--no-outer-flow", "--quiet"]) == 0
+    saved = json.loads((tmp_path / "m2" / "config.json").read_text())
+    record = saved["training"]
     assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
+    assert saved["model"]["outer_flow"] is False and record["ssim_weight"] == 1.5
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["outer_flow"] is True
+    report_two = restore(degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None)
+    assert "motion_from" not in report_two.report["restored"][0]
     assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"),
                      "--model", str(tmp_path / "m"), "--quiet"]) == 0
     assert (tmp_path / "in.tif").read_bytes() == digest

@@ -254,10 +254,12 @@ def fit_command(args: argparse.Namespace) -> int:
         widths = tuple(int(w) for w in args.widths.split(","))
     except ValueError:
         raise SystemExit(f"emrestore fit: --widths expects comma-separated integers; got {args.widths!r}") from None
-    config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths, align=args.align)
+    config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths, align=args.align,
+                                 outer_flow=not args.no_outer_flow)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
-                 batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss, max_gap=args.max_gap,
-                 z_step=args.z_step, detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
+                 batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss,
+                 ssim_weight=args.ssim_weight, max_gap=args.max_gap, z_step=args.z_step,
+                 detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
                  workers=args.workers, resume=args.resume, progress=not args.quiet)
     r = result.record
     best = r.get("best")
@@ -395,12 +397,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--widths", default="16,32,64,96", help="U-Net channels per level (default 16,32,64,96)")
     p.add_argument("--align", choices=("flow", "none"), default="flow",
                    help="align the neighbours by optical flow before the kernels (default), or not")
+    p.add_argument("--no-outer-flow", action="store_true",
+                   help="measure each neighbour's motion against the other neighbour only, not also against "
+                        "the clean section beyond it")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--loss", choices=("l1", "mse", "l1+grad", "mse+ssim"), default="l1+grad",
                    help="l1 plus an L1 term on pixel gradients (l1+grad, default), l1, mse, or mse plus an "
                    "SSIM term (mse+ssim: sharper membranes, better segmentation)")
+    p.add_argument("--ssim-weight", type=float, default=0.5,
+                   help="weight of the (1 - SSIM) term with --loss mse+ssim (default 0.5)")
     p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")
     p.add_argument("--no-detect", action="store_true", help="use every section (skip artifact detection)")
     p.add_argument("--device", help="torch device (default: cuda if available)")

@@ -1,6 +1,7 @@
 """``restore``: find missing sections (whole and partial) and fill them in with the interpolation
-network from the nearest sections that are not missing; runs of several missing sections are filled
-section by section at their fractional position between those neighbours. Folds and precipitates
+network from the nearest sections that are not missing (their motion measured against the next
+clean sections beyond them as well); runs of several missing sections are filled section by section
+at their fractional position between those neighbours. Folds and precipitates
 are detected and reported, and left as they are until the correction and fusion modules exist."""
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .alignment import outer_gaps, outer_indices
 from .baselines import clean_neighbours
 from .simulate._common import BITS, full_scale, to_dtype
 
@@ -70,9 +72,15 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                   "fraction": round(float(region.mean()), 4)}
         if below is not None and above is not None:
             t = (z - below) / (above - below)
-            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta)
+            flow_outer = model.config.align == "flow" and model.config.outer_flow
+            outer = outer_indices(~bad, below, above) if flow_outer else (None, None)
+            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta,
+                                  outer=tuple(None if o is None else volume[o] for o in outer),
+                                  outer_gaps=outer_gaps(below, above, outer))
             filled = to_dtype(section * full_scale(volume.dtype), volume.dtype)
             record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
+            if any(o is not None for o in outer):
+                record["motion_from"] = [None if o is None else int(o) for o in outer]
         elif below is not None or above is not None:
             src = below if below is not None else above
             filled = volume[src]

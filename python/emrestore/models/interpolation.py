@@ -13,7 +13,8 @@ no ringing, brightness kept, and an untrained network already equals a blend of 
 
 With ``align="flow"`` (the default) the neighbours are first warped to the section's position by
 dense optical flow (``emrestore.alignment``; ``interpolate`` and ``fit`` do this, ``forward`` takes
-the aligned pair). The flow carries large and smooth motion, beyond the kernels' K // 2 reach; the
+the aligned pair), with ``outer_flow`` their motion measured against the clean sections beyond
+them as well. The flow carries large and smooth motion, beyond the kernels' K // 2 reach; the
 kernels fix where it is wrong and the blend picks, per pixel, the neighbour that fits. Untrained,
 such a network equals the ``flow`` baseline.
 """
@@ -41,6 +42,9 @@ class InterpolationConfig:
     # "flow": the neighbours are first aligned to the section's position by optical flow
     # (emrestore.alignment) and the kernels refine that; "none": the kernels do all the motion.
     align: str = "flow"
+    # With "flow": each neighbour's motion is also measured against the clean section beyond it
+    # (emrestore.alignment.velocity), where the caller has one.
+    outer_flow: bool = True
 
     def __post_init__(self):
         if self.kernel_size < 1:
@@ -56,7 +60,7 @@ class InterpolationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InterpolationConfig:
-        d = {"align": "none", **d}  # checkpoints from before flow guidance
+        d = {"align": "none", "outer_flow": False, **d}  # checkpoints from before these options
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
     @property

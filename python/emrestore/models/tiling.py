@@ -2,7 +2,8 @@
 radius (network context plus the kernels' reach), aligned to its pooling stride. Every output pixel
 is computed from exactly the context it would see in a whole-section pass, so tiles are cropped,
 not blended, and the tiled result equals the whole-section result to float rounding: no seams.
-For flow-guided models the flow is computed once on the whole section, before tiling."""
+For flow-guided models the flow is computed once on the whole section, before tiling (with the
+sections beyond the neighbours, where given)."""
 
 from __future__ import annotations
 
@@ -29,18 +30,28 @@ def _unit(section) -> np.ndarray:
 @torch.no_grad()
 def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, tile: int | None = 512,
                 device: str | torch.device | None = None, aligned: bool = False,
-                tta: bool = False) -> np.ndarray:
+                tta: bool = False, outer=(None, None), outer_gaps=(1.0, 1.0)) -> np.ndarray:
     """The section at fractional position ``t`` between ``before`` and ``after`` ([H, W], any dtype
     the package reads), as float32 in [0, 1]. ``tile``: core tile side in pixels (None or 0: one
     pass over the whole section); each tile is read with a halo of ``model.config.receptive_radius``.
     ``aligned``: for a flow-guided model, the neighbours are already aligned to ``t`` (as
     ``emrestore.alignment.align_pair`` returns them), so the flow is not computed again.
+    ``outer``, ``outer_gaps``: the sections beyond ``before`` and beyond ``after`` (or None) and
+    their distances from them in units of the before-after distance, for a model with
+    ``config.outer_flow`` (ignored otherwise): the flow measures each neighbour's motion against
+    them as well (``emrestore.alignment.align_pair``).
     ``tta``: average the predictions for the pair's eight rotations and mirror images, each read
     in both orders (16 passes; a flow-guided model aligns each of them anew, and optical flow
     differs between them): see docs/interpolation.md for what it gains, at 16 times the cost."""
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
+    uses_outer = model.config.align == "flow" and model.config.outer_flow and not aligned
+    oa, ob = (_unit(o) if o is not None and uses_outer else None for o in outer)
+    for name, o in (("outer[0]", oa), ("outer[1]", ob)):
+        if o is not None and o.shape != a.shape:
+            raise ValueError(f"interpolate: {name} must have the neighbours' shape {a.shape}; got {o.shape}")
+    ga, gb = outer_gaps
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
     held = model_device(model)
@@ -48,21 +59,22 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     if device.type != held.type or device.index not in (None, held.index):
         model = copy.deepcopy(model).to(device)  # a copy: the caller's model stays where it is
     if not tta:
-        return _align_and_predict(model, a, b, t, tile, device, aligned)
+        return _align_and_predict(model, (a, b, oa, ob), t, (ga, gb), tile, device, aligned)
     total = np.zeros(a.shape, np.float64)
     for k in range(4):
         for mirror in (False, True):
-            fa, fb = _dihedral(a, k, mirror), _dihedral(b, k, mirror)
+            fa, fb, foa, fob = (None if x is None else _dihedral(x, k, mirror) for x in (a, b, oa, ob))
             # Read the other way round, the same section lies at 1 - t.
-            for first, second, position in ((fa, fb, t), (fb, fa, 1.0 - t)):
-                pred = _align_and_predict(model, first, second, position, tile, device, aligned)
+            for secs, position, gaps in (((fa, fb, foa, fob), t, (ga, gb)), ((fb, fa, fob, foa), 1.0 - t, (gb, ga))):
+                pred = _align_and_predict(model, secs, position, gaps, tile, device, aligned)
                 total += _undo_dihedral(pred, k, mirror)
     return (total / 16).astype(np.float32)
 
 
-def _align_and_predict(model, a, b, t, tile, device, aligned) -> np.ndarray:
+def _align_and_predict(model, sections, t, gaps, tile, device, aligned) -> np.ndarray:
+    a, b, oa, ob = sections
     if model.config.align == "flow" and not aligned:
-        a, b = align_pair(a, b, t)
+        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps)
     return _predict(model, a, b, t, tile, device)
 
 

@@ -24,14 +24,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..alignment import align_pair
+from ..alignment import align_pair, outer_gaps, outer_indices
 from ..detect._common import to_unit
 from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator
 from .tiling import interpolate
 
 LOSSES = ("l1", "mse", "l1+grad", "mse+ssim")
-SSIM_WEIGHT = 0.5  # of the (1 - SSIM) term in "mse+ssim"
+SSIM_WEIGHT = 0.5  # default weight of the (1 - SSIM) term in "mse+ssim"
 
 
 @dataclass
@@ -91,27 +91,32 @@ class _Sampler:
     """Random crops of training triplets with flips, 90-degree turns, order swap and
     brightness/contrast jitter (one draw per triplet, applied to all three sections). With
     ``align``, the outer two are then aligned to the middle one's position as ``interpolate`` does,
-    on a crop ``margin`` pixels larger on each side, so the flow sees context past the crop."""
+    on a crop ``margin`` pixels larger on each side, so the flow sees context past the crop; with
+    ``outer`` ([Z] bool, the usable sections), from the sections beyond them as well
+    (``emrestore.alignment.outer_indices``), each dropped
+    with probability ``drop_outer`` so that the network also learns the pairs at a stack's ends."""
 
     def __init__(self, stack, trips, crop: int, augment: bool = True, jitter: float = 0.15, align: bool = False,
-                 margin: int = 32, z_step: int = 1):
+                 margin: int = 32, z_step: int = 1, outer: np.ndarray | None = None, drop_outer: float = 0.15):
         self.stack, self.trips, self.crop, self.jitter = stack, trips, crop, jitter
-        self.augment, self.align, self.margin = augment, align, margin
+        self.augment, self.align, self.margin, self.drop_outer = augment, align, margin, drop_outer
+        self.outers = [outer_indices(outer, t[0], t[2], z_step) if outer is not None and align else (None, None)
+                       for t in trips]
         # Single missing sections are the common case: half of all draws.
         gaps = np.array([_single(t, z_step) for t in trips], float)
         n_single = gaps.sum()
         p = np.where(gaps > 0, 0.5 / max(n_single, 1), 0.5 / max(len(trips) - n_single, 1))
         self.p = p / p.sum()
 
-    def _augment(self, t, pos, rng):
+    def _augment(self, t, pos, rng, sides):
         if rng.random() < 0.5:  # order swap
-            t, pos = t[::-1], 1 - pos
+            t, pos, sides = t[::-1], 1 - pos, sides[::-1]
         t = np.rot90(t, int(rng.integers(4)), axes=(1, 2))
         if rng.random() < 0.5:
             t = t[:, :, ::-1]
         gain = math.exp(rng.uniform(-self.jitter, self.jitter))
         t = np.clip((t - t.mean()) * gain + t.mean() + rng.uniform(-self.jitter, self.jitter) / 2, 0, 1)
-        return t, pos
+        return t, pos, sides
 
     def batch(self, size: int, seed):
         """One batch from its own generator (``seed``: an int or a sequence of ints, as
@@ -127,13 +132,22 @@ class _Sampler:
             a, z, b = self.trips[i]
             y, x = int(rng.integers(0, h - e + 1)), int(rng.integers(0, w - e + 1))
             win = (slice(y, y + e), slice(x, x + e))
-            t = np.stack([_unit(self.stack, s, *win) for s in (a, z, b)])
+            below, above = (o if o is not None and rng.random() >= self.drop_outer else None
+                            for o in self.outers[i])
+            # [outer or a, a, z, b, outer or b]; sides: (outer present, its gap in a-b distances).
+            t = np.stack([_unit(self.stack, s, *win) for s in (a if below is None else below, a, z, b,
+                                                                b if above is None else above)])
+            sides = tuple(zip((below is not None, above is not None), outer_gaps(a, b, (below, above))))
             pos = (z - a) / (b - a)
             if self.augment:
-                t, pos = self._augment(t, pos, rng)
+                t, pos, sides = self._augment(t, pos, rng, sides)
             if self.align:
-                before, after = align_pair(t[0], t[2], pos)
-                t = np.stack([before, t[1], after])[:, m:m + c, m:m + c]
+                (has_a, gap_a), (has_b, gap_b) = sides
+                before, after = align_pair(t[1], t[3], pos, outer=(t[0] if has_a else None, t[4] if has_b else None),
+                                           outer_gaps=(gap_a, gap_b))
+                t = np.stack([before, t[2], after])[:, m:m + c, m:m + c]
+            else:
+                t = t[1:4]
             items.append(np.ascontiguousarray(t, dtype=np.float32))
             ts.append(pos)
         return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
@@ -155,11 +169,11 @@ def ssim(pred, target, sigma: float = 1.5, size: int = 11):
     return ((2 * mp * mt + c1) * (2 * cov + c2) / ((mp * mp + mt * mt + c1) * (vp + vt + c2))).mean()
 
 
-def _loss(pred, target, kind: str):
+def _loss(pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT):
     if kind == "mse":
         return F.mse_loss(pred, target)
     if kind == "mse+ssim":
-        return F.mse_loss(pred, target) + SSIM_WEIGHT * (1 - ssim(pred, target))
+        return F.mse_loss(pred, target) + ssim_weight * (1 - ssim(pred, target))
     loss = F.l1_loss(pred, target)
     if kind == "l1+grad":
         for dim in (-1, -2):
@@ -182,7 +196,8 @@ def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> flo
 
 def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None = None,
         config: InterpolationConfig | None = None, batch_size: int = 8, crop: int = 128, lr: float = 2e-3,
-        weight_decay: float = 1e-4, loss: str = "l1+grad", max_gap: int = 3, z_step: int = 1, exclude=None,
+        weight_decay: float = 1e-4, loss: str = "l1+grad", ssim_weight: float = SSIM_WEIGHT, max_gap: int = 3,
+        z_step: int = 1, exclude=None,
         detect: bool = True,
         augment: bool = True, val_fraction: float = 0.1, val_size: int = 512, checkpoint_minutes: float = 2.0,
         seed: int = 0, device: str | torch.device | None = None, resume: bool = False, workers: int | None = None,
@@ -201,7 +216,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             aligns them.
         loss: ``"l1+grad"`` (L1 on the pixels and on their x and y differences: less blur where
             the neighbours disagree), ``"l1"``, ``"mse"``, or ``"mse+ssim"`` (MSE plus
-            ``SSIM_WEIGHT`` x (1 - SSIM): keeps membranes' contrast, so the section segments better).
+            ``ssim_weight`` x (1 - SSIM): keeps membranes' contrast, so the section segments better).
         val_fraction, val_size: share of single-gap targets held out for validation, and the
             side of the central crop of each that is scored.
         resume: continue from ``folder``'s checkpoint (latest weights, optimizer, record), for
@@ -219,6 +234,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         raise ValueError(f"fit: loss must be one of {LOSSES}; got {loss!r}")
     if minutes is None and iterations is None:
         raise ValueError("fit: give a budget: minutes, iterations or both")
+    if not (math.isfinite(ssim_weight) and ssim_weight >= 0):
+        raise ValueError(f"fit: ssim_weight must be a finite number >= 0; got {ssim_weight!r}")
     if int(z_step) != z_step or z_step < 1:
         raise ValueError(f"fit: z_step must be a positive integer; got {z_step!r}")
     z, h, w = stack.shape
@@ -257,17 +274,25 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                    "train_triplets": len(train), "val_targets": sorted({t[1] for t in val}), "loss": loss,
                    "batch_size": batch_size, "crop": crop, "lr": lr, "max_gap": max_gap, "z_step": z_step,
                    "seed": seed})
+    record.pop("ssim_weight", None)  # a resumed fit may change the loss
+    if loss == "mse+ssim":
+        record["ssim_weight"] = ssim_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
-    sampler = _Sampler(stack, train, crop, augment, align=model.config.align == "flow", z_step=z_step)
+    use_outer = model.config.align == "flow" and model.config.outer_flow
+    sampler = _Sampler(stack, train, crop, augment, align=model.config.align == "flow", z_step=z_step,
+                       outer=~exclude if use_outer else None)
     val_crops = []
     for a, t, b in val:  # fixed central crops
         y0, x0 = max(0, (h - val_size) // 2), max(0, (w - val_size) // 2)
         win = (slice(y0, y0 + val_size), slice(x0, x0 + val_size))
         before, target, after = (_unit(stack, s, *win) for s in (a, t, b))
         if model.config.align == "flow":  # once, not at every validation
-            before, after = align_pair(before, after, 0.5)
+            outer = outer_indices(~exclude, a, b, z_step) if use_outer else (None, None)
+            before, after = align_pair(before, after, 0.5,
+                                       outer=tuple(None if s is None else _unit(stack, s, *win) for s in outer),
+                                       outer_gaps=outer_gaps(a, b, outer))
         val_crops.append((before, target, after))
 
     def validate(iteration: int) -> float | None:
@@ -316,7 +341,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             pending.append(pool.submit(sampler.batch, batch_size, (seed, next(batch_index))))
             frames, ts = frames.to(device), ts.to(device)
             pred = model(frames[:, :1], frames[:, 2:], ts)
-            value = _loss(pred, frames[:, 1:2], loss)
+            value = _loss(pred, frames[:, 1:2], loss, ssim_weight)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
