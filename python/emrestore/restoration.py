@@ -72,8 +72,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                   "fraction": round(float(region.mean()), 4)}
         if below is not None and above is not None:
             t = (z - below) / (above - below)
-            flow_outer = model.config.align == "flow" and model.config.outer_flow
-            outer = outer_indices(~bad, below, above) if flow_outer else (None, None)
+            outer = outer_indices(~bad, below, above) if model.config.uses_outer_flow else (None, None)
             section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta,
                                   outer=tuple(None if o is None else volume[o] for o in outer),
                                   outer_gaps=outer_gaps(below, above, outer))

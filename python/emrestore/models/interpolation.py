@@ -64,6 +64,11 @@ class InterpolationConfig:
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
     @property
+    def uses_outer_flow(self) -> bool:
+        """Whether the alignment reads the sections beyond the neighbours too."""
+        return self.align == "flow" and self.outer_flow
+
+    @property
     def stride(self) -> int:
         """Input sizes are padded to a multiple of this (the total pooling factor)."""
         return 2 ** (len(self.widths) - 1)

@@ -46,7 +46,7 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
-    uses_outer = model.config.align == "flow" and model.config.outer_flow and not aligned
+    uses_outer = model.config.uses_outer_flow and not aligned
     oa, ob = (_unit(o) if o is not None and uses_outer else None for o in outer)
     for name, o in (("outer[0]", oa), ("outer[1]", ob)):
         if o is not None and o.shape != a.shape:

@@ -134,9 +134,10 @@ class _Sampler:
             win = (slice(y, y + e), slice(x, x + e))
             below, above = (o if o is not None and rng.random() >= self.drop_outer else None
                             for o in self.outers[i])
-            # [outer or a, a, z, b, outer or b]; sides: (outer present, its gap in a-b distances).
-            t = np.stack([_unit(self.stack, s, *win) for s in (a if below is None else below, a, z, b,
-                                                                b if above is None else above)])
+            # [outer or a, a, z, b, outer or b], each section read once; sides: (outer present, its
+            # gap in a-b distances).
+            crops = {s: _unit(self.stack, s, *win) for s in {below, a, z, b, above} - {None}}
+            t = np.stack([crops[s] for s in (a if below is None else below, a, z, b, b if above is None else above)])
             sides = tuple(zip((below is not None, above is not None), outer_gaps(a, b, (below, above))))
             pos = (z - a) / (b - a)
             if self.augment:
@@ -280,7 +281,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
-    use_outer = model.config.align == "flow" and model.config.outer_flow
+    use_outer = model.config.uses_outer_flow
     sampler = _Sampler(stack, train, crop, augment, align=model.config.align == "flow", z_step=z_step,
                        outer=~exclude if use_outer else None)
     val_crops = []
