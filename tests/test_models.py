@@ -13,7 +13,15 @@ from emrestore.models import (
     load_model,
     save_model,
 )
-from emrestore.models.training import _loss, _Sampler, _split, ssim, triplets
+from emrestore.models.training import (
+    _loss,
+    _Sampler,
+    _split,
+    membrane_loss,
+    membrane_map,
+    ssim,
+    triplets,
+)
 from emrestore.phantom import make_phantom
 from scipy import ndimage
 
@@ -275,6 +283,35 @@ def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
         assert float(_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(float(mse))
 
 
+def test_membrane_term_follows_the_segmentations_membranes(phantom):
+    """The soft membrane mask is the darkest quarter of the blurred section, as the harness's
+    segmentation finds it; the term is zero for a perfect or merely brighter prediction, positive
+    and differentiable for a blurred or shifted one, and adds weight x itself to any loss."""
+    clean = phantom[3] / 255.0
+
+    def as_t(a):
+        return torch.tensor(a, dtype=torch.float32)[None, None]
+
+    target = as_t(clean)
+    scale = torch.full((1,), 0.01)
+    soft = membrane_map(target, scale)[0, 0].numpy()
+    smooth = ndimage.gaussian_filter(clean, 2.0)[6:-6, 6:-6]  # the term blurs inside the image only
+    assert np.mean((soft > 0.5) == (smooth < np.quantile(smooth, 0.25))) > 0.99
+    assert float(membrane_loss(target, target)) == 0
+    assert float(membrane_loss(target + 0.1, target)) == pytest.approx(0, abs=1e-3)
+    for wrong in (ndimage.gaussian_filter(clean, 3), np.roll(clean, 3, axis=1)):
+        pred = as_t(wrong).requires_grad_()
+        value = membrane_loss(pred, target)
+        value.backward()
+        assert float(value.detach()) > 0.02
+        assert torch.isfinite(pred.grad).all() and pred.grad.abs().sum() > 0
+    with torch.no_grad():
+        pred = as_t(ndimage.gaussian_filter(clean, 3))
+        for kind in ("l1+grad", "mse+ssim"):
+            added = _loss(pred, target, kind, membrane_weight=2.0) - _loss(pred, target, kind)
+            assert float(added) == pytest.approx(2 * float(membrane_loss(pred, target)), rel=1e-5)
+
+
 def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
     """On one triplet, unaugmented, the network must get far closer to the middle than the blend."""
     stack = phantom[:3]
@@ -309,6 +346,7 @@ def test_fit_ships_the_best_validated_weights(phantom, tmp_path):
                 progress=False)
     best = first.record["best"]
     assert best["iteration"] == 3 and best["val_psnr"] == max(h["val_psnr"] for h in first.record["history"])
+    assert all(np.isfinite(h["val_voi"]) for h in first.record["history"])  # logged beside PSNR
     # A step size that wrecks the network: validation drops, the shipped weights stay the first fit's.
     again = fit(phantom, folder, minutes=None, iterations=3, detect=False, progress=False, crop=32, resume=True,
                 lr=50.0)
@@ -317,6 +355,21 @@ def test_fit_ships_the_best_validated_weights(phantom, tmp_path):
     for key, value in first.model.state_dict().items():
         assert torch.equal(shipped[key], value.cpu()) and torch.equal(again.model.state_dict()[key].cpu(), value.cpu())
     assert any(not torch.equal(last[k], v) for k, v in shipped.items())
+
+
+def test_a_diverged_fit_goes_on_from_its_best_weights(phantom, tmp_path):
+    """A step size that wrecks the network sends validation far below its best: the fit goes back
+    to the best weights with half the step size and says so, rather than train on a dead network."""
+    folder = tmp_path / "m"
+    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
+                progress=False)
+    assert "restarts" not in first.record and first.record["clip_norm"] is None
+    again = fit(phantom, folder, minutes=None, iterations=4, detect=False, progress=False, crop=32, resume=True,
+                lr=50.0, clip_norm=None, val_minutes=0)
+    restarts = again.record["restarts"]
+    assert restarts and restarts[0]["from"] == 3 and restarts[0]["lr"] == 25.0
+    assert all(r["val_psnr"] < first.record["best"]["val_psnr"] - 1 for r in restarts)
+    assert [r["lr"] for r in restarts] == [50.0 / 2 ** (i + 1) for i in range(len(restarts))]
 
 
 def test_load_model_rejects_missing_and_corrupt_folders(tmp_path):
@@ -343,6 +396,8 @@ def test_fit_rejects_bad_input(tmp_path):
     for weight in (-0.5, float("nan")):
         with pytest.raises(ValueError, match="ssim_weight must be a finite number >= 0"):
             fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, loss="mse+ssim", ssim_weight=weight)
+        with pytest.raises(ValueError, match="membrane_weight must be a finite number >= 0"):
+            fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, membrane_weight=weight)
 
 
 def test_shipped_model_loads():

@@ -132,12 +132,14 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
         cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
     # --z-step n: trained for gaps of n sections on every section, not on every n-th only
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
-                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
+                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--membrane-weight", "0.5",
+                     "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
                      "--no-outer-flow", "--quiet"]) == 0
     saved = json.loads((tmp_path / "m2" / "config.json").read_text())
     record = saved["training"]
     assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
     assert saved["model"]["outer_flow"] is False and record["ssim_weight"] == 1.5
+    assert record["membrane_weight"] == 0.5
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["outer_flow"] is True
     report_two = restore(degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None)
     assert "motion_from" not in report_two.report["restored"][0]

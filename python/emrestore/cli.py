@@ -258,13 +258,17 @@ def fit_command(args: argparse.Namespace) -> int:
                                  outer_flow=not args.no_outer_flow)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss,
-                 ssim_weight=args.ssim_weight, max_gap=args.max_gap, z_step=args.z_step,
+                 ssim_weight=args.ssim_weight, membrane_weight=args.membrane_weight,
+                 max_gap=args.max_gap, z_step=args.z_step,
                  detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
                  workers=args.workers, resume=args.resume, progress=not args.quiet)
     r = result.record
     best = r.get("best")
     val = "-" if best is None else f"{best['val_psnr']:.2f} dB (kept: iteration {best['iteration']})"
     print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, best validation PSNR {val} -> {out}")
+    for restart in r.get("restarts", []):
+        print(f"fit: diverged at iteration {restart['iteration']} (validation {restart['val_psnr']:.2f} dB); "
+              f"went on from iteration {restart['from']} at learning rate {restart['lr']:.2g}")
     return 0
 
 
@@ -406,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loss", choices=("l1", "mse", "l1+grad", "mse+ssim"), default="l1+grad",
                    help="l1 plus an L1 term on pixel gradients (l1+grad, default), l1, mse, or mse plus an "
                    "SSIM term (mse+ssim: sharper membranes, better segmentation)")
+    p.add_argument("--membrane-weight", type=float, default=0.0,
+                   help="weight of a term that keeps the membranes' soft mask (default 0: off)")
     p.add_argument("--ssim-weight", type=float, default=0.5,
                    help="weight of the (1 - SSIM) term with --loss mse+ssim (default 0.5)")
     p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")

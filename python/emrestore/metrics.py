@@ -53,7 +53,11 @@ def ssim(restored, clean, mask=None) -> float:
     return float(full[mask].mean()) if mask.any() else float("nan")
 
 
-def segment(section: np.ndarray, *, sigma: float = 2.0, membrane_quantile: float = 0.25,
+SEGMENT_SIGMA, MEMBRANE_QUANTILE = 2.0, 0.25  # blur, then the darkest quarter is membrane
+
+
+def segment(section: np.ndarray, *, sigma: float = SEGMENT_SIGMA,
+            membrane_quantile: float = MEMBRANE_QUANTILE,
             min_seed_distance: float = 4.0) -> np.ndarray:
     """The fixed 2-D segmentation used to compare methods: labels [H, W] (1..n)."""
     smooth = ndimage.gaussian_filter(to_unit(section), sigma)

@@ -26,12 +26,15 @@ import torch.nn.functional as F
 
 from ..alignment import align_pair, outer_gaps, outer_indices
 from ..detect._common import to_unit
+from ..metrics import MEMBRANE_QUANTILE, SEGMENT_SIGMA, segment, segmentation_scores
 from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator
 from .tiling import interpolate
 
 LOSSES = ("l1", "mse", "l1+grad", "mse+ssim")
 SSIM_WEIGHT = 0.5  # default weight of the (1 - SSIM) term in "mse+ssim"
+CLIP_NORM = None  # no gradient-norm ceiling: clipping at 1.0 did not stop a fit from diverging
+COLLAPSE_DB = 1.0  # validation this far below its best means the fit diverged
 
 
 @dataclass
@@ -170,15 +173,44 @@ def ssim(pred, target, sigma: float = 1.5, size: int = 11):
     return ((2 * mp * mt + c1) * (2 * cov + c2) / ((mp * mp + mt * mt + c1) * (vp + vt + c2))).mean()
 
 
-def _loss(pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT):
+def _gaussian_blur(image, sigma: float):
+    """[B, 1, H, W] blurred over the window positions inside the image (no padding)."""
+    radius = max(1, round(3 * sigma))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return F.conv2d(F.conv2d(image, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+
+
+def membrane_map(image, scale, sigma: float = SEGMENT_SIGMA, quantile: float = MEMBRANE_QUANTILE):
+    """Soft membrane masks of [B, 1, H, W] images: the darkest ``quantile`` of each blurred image,
+    as ``emrestore.metrics.segment`` finds membranes, with a sigmoid edge ``scale`` [B] wide."""
+    smooth = _gaussian_blur(image, sigma)
+    level = torch.quantile(smooth.flatten(1), quantile, dim=1)
+    return torch.sigmoid((level.view(-1, 1, 1, 1) - smooth) / scale.view(-1, 1, 1, 1))
+
+
+def membrane_loss(pred, target):
+    """Mean disagreement of the soft membrane masks of ``pred`` and ``target`` (0: the same
+    pixels are membrane). Pixel losses let a faint membrane cost little where the neighbours
+    disagree; the masks do not, so the prediction keeps the membranes that segmentation follows."""
+    smooth = _gaussian_blur(target, SEGMENT_SIGMA)
+    scale = 0.1 * smooth.flatten(1).std(dim=1).clamp_min(1e-3)
+    return (membrane_map(pred, scale) - membrane_map(target, scale)).abs().mean()
+
+
+def _loss(pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT, membrane_weight: float = 0.0):
     if kind == "mse":
-        return F.mse_loss(pred, target)
-    if kind == "mse+ssim":
-        return F.mse_loss(pred, target) + ssim_weight * (1 - ssim(pred, target))
-    loss = F.l1_loss(pred, target)
-    if kind == "l1+grad":
-        for dim in (-1, -2):
-            loss = loss + F.l1_loss(pred.diff(dim=dim), target.diff(dim=dim))
+        loss = F.mse_loss(pred, target)
+    elif kind == "mse+ssim":
+        loss = F.mse_loss(pred, target) + ssim_weight * (1 - ssim(pred, target))
+    else:
+        loss = F.l1_loss(pred, target)
+        if kind == "l1+grad":
+            for dim in (-1, -2):
+                loss = loss + F.l1_loss(pred.diff(dim=dim), target.diff(dim=dim))
+    if membrane_weight:
+        loss = loss + membrane_weight * membrane_loss(pred, target)
     return loss
 
 
@@ -197,10 +229,12 @@ def _schedule(progress: float, warmup: float = 0.03, floor: float = 0.05) -> flo
 
 def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None = None,
         config: InterpolationConfig | None = None, batch_size: int = 8, crop: int = 128, lr: float = 2e-3,
-        weight_decay: float = 1e-4, loss: str = "l1+grad", ssim_weight: float = SSIM_WEIGHT, max_gap: int = 3,
+        weight_decay: float = 1e-4, loss: str = "l1+grad", ssim_weight: float = SSIM_WEIGHT,
+        membrane_weight: float = 0.0, max_gap: int = 3,
         z_step: int = 1, exclude=None,
         detect: bool = True,
-        augment: bool = True, val_fraction: float = 0.1, val_size: int = 512, checkpoint_minutes: float = 2.0,
+        augment: bool = True, val_fraction: float = 0.1, val_size: int = 512, val_minutes: float = 0.5,
+        checkpoint_minutes: float = 2.0, clip_norm: float | None = CLIP_NORM,
         seed: int = 0, device: str | torch.device | None = None, resume: bool = False, workers: int | None = None,
         progress: bool = True) -> FitResult:
     """Trains the interpolation network on ``stack`` [Z, H, W] and saves it to ``folder``.
@@ -218,8 +252,14 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         loss: ``"l1+grad"`` (L1 on the pixels and on their x and y differences: less blur where
             the neighbours disagree), ``"l1"``, ``"mse"``, or ``"mse+ssim"`` (MSE plus
             ``ssim_weight`` x (1 - SSIM): keeps membranes' contrast, so the section segments better).
+        membrane_weight: adds this weight x ``membrane_loss``, the disagreement of the soft membrane
+            masks (the darkest quarter of the blurred section, where ``emrestore.metrics.segment``
+            puts membranes): trades some PSNR for a section that segments like the clean one.
         val_fraction, val_size: share of single-gap targets held out for validation, and the
-            side of the central crop of each that is scored.
+            side of the central crop of each that is scored; ``val_minutes``: how often.
+        clip_norm: ceiling of the gradient's norm (default None: not clipped). A fit whose validation
+            falls ``COLLAPSE_DB`` below its best has diverged: it goes on from the best weights,
+            with fresh optimizer moments and half the step size (``record["restarts"]``).
         resume: continue from ``folder``'s checkpoint (latest weights, optimizer, record), for
             ``minutes`` / ``iterations`` more.
         device: default CUDA when available.
@@ -227,16 +267,18 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             (default: 1 on the CPU, where training takes the cores; up to 8 beside a GPU).
 
     ``folder/model.safetensors`` and the returned model hold the weights that scored best on the
-    held-out validation triplets (checked every 30 s and at the end; the last weights when there
-    is no validation set); ``record["best"]`` says when.
+    held-out validation triplets (checked every ``val_minutes`` and at the end; the last weights when there
+    is no validation set); ``record["best"]`` says when. ``record["history"]`` logs the loss and,
+    for the validation crops, PSNR and the VOI of their segmentation against the clean one's.
     """
     _check_stack(stack)
     if loss not in LOSSES:
         raise ValueError(f"fit: loss must be one of {LOSSES}; got {loss!r}")
     if minutes is None and iterations is None:
         raise ValueError("fit: give a budget: minutes, iterations or both")
-    if not (math.isfinite(ssim_weight) and ssim_weight >= 0):
-        raise ValueError(f"fit: ssim_weight must be a finite number >= 0; got {ssim_weight!r}")
+    for name, weight in (("ssim_weight", ssim_weight), ("membrane_weight", membrane_weight)):
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"fit: {name} must be a finite number >= 0; got {weight!r}")
     if int(z_step) != z_step or z_step < 1:
         raise ValueError(f"fit: z_step must be a positive integer; got {z_step!r}")
     z, h, w = stack.shape
@@ -273,11 +315,14 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         record = {"iterations": 0, "seconds": 0.0, "history": []}
     record.update({"stack_shape": [z, h, w], "excluded_sections": np.flatnonzero(exclude).tolist(),
                    "train_triplets": len(train), "val_targets": sorted({t[1] for t in val}), "loss": loss,
-                   "batch_size": batch_size, "crop": crop, "lr": lr, "max_gap": max_gap, "z_step": z_step,
-                   "seed": seed})
+                   "batch_size": batch_size, "crop": crop, "lr": lr, "clip_norm": clip_norm, "max_gap": max_gap,
+                   "z_step": z_step, "seed": seed})
     record.pop("ssim_weight", None)  # a resumed fit may change the loss
+    record.pop("membrane_weight", None)
     if loss == "mse+ssim":
         record["ssim_weight"] = ssim_weight
+    if membrane_weight:
+        record["membrane_weight"] = membrane_weight
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
@@ -296,16 +341,21 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                                        outer_gaps=outer_gaps(a, b, outer))
         val_crops.append((before, target, after))
 
+    val_voi = [None]  # the segmentation score of the last validation (VOI, lower is better)
+
     def validate(iteration: int) -> float | None:
         """Validation PSNR; the weights are kept when it is the best so far (small stacks overfit:
-        the shipped model is the best-validated one, not the last)."""
+        the shipped model is the best-validated one, not the last). The VOI is logged beside it."""
         nonlocal best_weights
         if not val_crops:
             return None
         model.eval()
-        value = float(np.mean([_psnr(interpolate(model, a, b, 0.5, tile=None, aligned=True), t)
-                               for a, t, b in val_crops]))
+        preds = [interpolate(model, a, b, 0.5, tile=None, aligned=True) for a, t, b in val_crops]
+        targets = [t for _, t, _ in val_crops]
+        value = float(np.mean([_psnr(p, t) for p, t in zip(preds, targets)]))
         model.train()
+        val_voi[0] = float(np.mean([segmentation_scores(p, segment(t))["voi"]
+                                    for p, t in zip(preds, targets)]))
         if value > record.get("best", {}).get("val_psnr", -math.inf):
             record["best"] = {"iteration": iteration, "val_psnr": value}
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -342,17 +392,31 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             pending.append(pool.submit(sampler.batch, batch_size, (seed, next(batch_index))))
             frames, ts = frames.to(device), ts.to(device)
             pred = model(frames[:, :1], frames[:, 2:], ts)
-            value = _loss(pred, frames[:, 1:2], loss, ssim_weight)
+            value = _loss(pred, frames[:, 1:2], loss, ssim_weight, membrane_weight)
             optimizer.zero_grad(set_to_none=True)
             value.backward()
+            if clip_norm is not None:  # a rare outlier batch must not blow the network up
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
             optimizer.step()
             step += 1
             running = value.item() if running is None else 0.95 * running + 0.05 * value.item()
             now = time.perf_counter()
-            if now - last_log > 30 or now - start >= budget_s or step >= budget_it:
+            if now - last_log > val_minutes * 60 or now - start >= budget_s or step >= budget_it:
                 val_psnr = validate(done_it + step)
+                best = record.get("best", {}).get("val_psnr")
+                ending = now - start >= budget_s or step >= budget_it
+                if val_psnr is not None and best is not None and val_psnr < best - COLLAPSE_DB and not ending:
+                    # Diverged (activations blown up, kernels saturated: it does not come back).
+                    # Go on from the best weights with fresh moments and half the step size.
+                    model.load_state_dict(best_weights)
+                    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+                    lr /= 2
+                    record.setdefault("restarts", []).append(
+                        {"iteration": done_it + step, "val_psnr": val_psnr, "from": record["best"]["iteration"],
+                         "lr": lr})
                 record["history"].append({"iteration": done_it + step, "seconds": round(done_s + now - start, 1),
-                                          "loss": round(running, 5), "val_psnr": val_psnr})
+                                          "loss": round(running, 5), "val_psnr": val_psnr,
+                                          "val_voi": val_voi[0]})
                 last_log = time.perf_counter()
             if now - last_ckpt > checkpoint_minutes * 60:
                 _save(model, folder, record, optimizer, done_s + now - start, done_it + step, val_psnr,
