@@ -157,15 +157,21 @@ class _Sampler:
         return torch.from_numpy(np.stack(items)), torch.tensor(ts, dtype=torch.float32)
 
 
+def _gaussian_blur(image, sigma: float, radius: int | None = None):
+    """[B, 1, H, W] blurred by a Gaussian of ``radius`` (default 3 sigma) over the window positions
+    inside the image (no padding)."""
+    radius = max(1, round(3 * sigma)) if radius is None else radius
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
+    g = torch.exp(-x * x / (2 * sigma * sigma))
+    g = g / g.sum()
+    return F.conv2d(F.conv2d(image, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+
+
 def ssim(pred, target, sigma: float = 1.5, size: int = 11):
     """Mean SSIM of [B, 1, H, W] images in [0, 1]: Gaussian window, K1 0.01, K2 0.03 (the metric's
     settings, see ``emrestore.metrics.ssim``), over the window positions inside the images."""
-    x = torch.arange(size, dtype=pred.dtype, device=pred.device) - size // 2
-    g = torch.exp(-x * x / (2 * sigma * sigma))
-    g = g / g.sum()
-
     def blur(image):
-        return F.conv2d(F.conv2d(image, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+        return _gaussian_blur(image, sigma, size // 2)
 
     c1, c2 = 0.01**2, 0.03**2
     mp, mt = blur(pred), blur(target)
@@ -173,30 +179,24 @@ def ssim(pred, target, sigma: float = 1.5, size: int = 11):
     return ((2 * mp * mt + c1) * (2 * cov + c2) / ((mp * mp + mt * mt + c1) * (vp + vt + c2))).mean()
 
 
-def _gaussian_blur(image, sigma: float):
-    """[B, 1, H, W] blurred over the window positions inside the image (no padding)."""
-    radius = max(1, round(3 * sigma))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype, device=image.device)
-    g = torch.exp(-x * x / (2 * sigma * sigma))
-    g = g / g.sum()
-    return F.conv2d(F.conv2d(image, g.view(1, 1, 1, -1)), g.view(1, 1, -1, 1))
+def _soft_membranes(smooth, scale, quantile: float = MEMBRANE_QUANTILE):
+    level = torch.quantile(smooth.flatten(1), quantile, dim=1)
+    return torch.sigmoid((level.view(-1, 1, 1, 1) - smooth) / scale.view(-1, 1, 1, 1))
 
 
 def membrane_map(image, scale, sigma: float = SEGMENT_SIGMA, quantile: float = MEMBRANE_QUANTILE):
     """Soft membrane masks of [B, 1, H, W] images: the darkest ``quantile`` of each blurred image,
     as ``emrestore.metrics.segment`` finds membranes, with a sigmoid edge ``scale`` [B] wide."""
-    smooth = _gaussian_blur(image, sigma)
-    level = torch.quantile(smooth.flatten(1), quantile, dim=1)
-    return torch.sigmoid((level.view(-1, 1, 1, 1) - smooth) / scale.view(-1, 1, 1, 1))
+    return _soft_membranes(_gaussian_blur(image, sigma), scale, quantile)
 
 
 def membrane_loss(pred, target):
     """Mean disagreement of the soft membrane masks of ``pred`` and ``target`` (0: the same
     pixels are membrane). Pixel losses let a faint membrane cost little where the neighbours
     disagree; the masks do not, so the prediction keeps the membranes that segmentation follows."""
-    smooth = _gaussian_blur(target, SEGMENT_SIGMA)
+    smooth = _gaussian_blur(target, SEGMENT_SIGMA)  # blurred once: for the edge width and the mask
     scale = 0.1 * smooth.flatten(1).std(dim=1).clamp_min(1e-3)
-    return (membrane_map(pred, scale) - membrane_map(target, scale)).abs().mean()
+    return (membrane_map(pred, scale) - _soft_membranes(smooth, scale)).abs().mean()
 
 
 def _loss(pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT, membrane_weight: float = 0.0):
@@ -341,25 +341,23 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                                        outer_gaps=outer_gaps(a, b, outer))
         val_crops.append((before, target, after))
 
-    val_voi = [None]  # the segmentation score of the last validation (VOI, lower is better)
-
-    def validate(iteration: int) -> float | None:
-        """Validation PSNR; the weights are kept when it is the best so far (small stacks overfit:
-        the shipped model is the best-validated one, not the last). The VOI is logged beside it."""
+    def validate(iteration: int) -> tuple[float | None, float | None]:
+        """Validation PSNR and VOI (of the segmentation, against the clean sections'); the weights
+        are kept when the PSNR is the best so far (small stacks overfit: the shipped model is the
+        best-validated one, not the last)."""
         nonlocal best_weights
         if not val_crops:
-            return None
+            return None, None
         model.eval()
         preds = [interpolate(model, a, b, 0.5, tile=None, aligned=True) for a, t, b in val_crops]
         targets = [t for _, t, _ in val_crops]
         value = float(np.mean([_psnr(p, t) for p, t in zip(preds, targets)]))
         model.train()
-        val_voi[0] = float(np.mean([segmentation_scores(p, segment(t))["voi"]
-                                    for p, t in zip(preds, targets)]))
+        voi = float(np.mean([segmentation_scores(p, segment(t))["voi"] for p, t in zip(preds, targets)]))
         if value > record.get("best", {}).get("val_psnr", -math.inf):
             record["best"] = {"iteration": iteration, "val_psnr": value}
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        return value
+        return value, voi
 
     budget_s = minutes * 60 if minutes is not None else math.inf
     budget_it = iterations if iterations is not None else math.inf
@@ -401,10 +399,10 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             step += 1
             running = value.item() if running is None else 0.95 * running + 0.05 * value.item()
             now = time.perf_counter()
-            if now - last_log > val_minutes * 60 or now - start >= budget_s or step >= budget_it:
-                val_psnr = validate(done_it + step)
+            ending = now - start >= budget_s or step >= budget_it
+            if now - last_log > val_minutes * 60 or ending:
+                val_psnr, val_voi = validate(done_it + step)
                 best = record.get("best", {}).get("val_psnr")
-                ending = now - start >= budget_s or step >= budget_it
                 if val_psnr is not None and best is not None and val_psnr < best - COLLAPSE_DB and not ending:
                     # Diverged (activations blown up, kernels saturated: it does not come back).
                     # Go on from the best weights with fresh moments and half the step size.
@@ -416,7 +414,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                          "lr": lr})
                 record["history"].append({"iteration": done_it + step, "seconds": round(done_s + now - start, 1),
                                           "loss": round(running, 5), "val_psnr": val_psnr,
-                                          "val_voi": val_voi[0]})
+                                          "val_voi": val_voi})
                 last_log = time.perf_counter()
             if now - last_ckpt > checkpoint_minutes * 60:
                 _save(model, folder, record, optimizer, done_s + now - start, done_it + step, val_psnr,
@@ -431,7 +429,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         pool.shutdown(wait=True, cancel_futures=True)
     if bar is not None:
         bar.close()
-    val_psnr = validate(done_it + step)
+    val_psnr, _ = validate(done_it + step)
     _save(model, folder, record, optimizer, done_s + time.perf_counter() - start, done_it + step, val_psnr,
           best_weights)
     if best_weights is not None:
