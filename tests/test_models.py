@@ -16,6 +16,7 @@ from emrestore.models import (
 from emrestore.models.training import (
     _loss,
     _Sampler,
+    KEEP_TOLERANCE_DB,
     _split,
     membrane_loss,
     membrane_map,
@@ -327,8 +328,8 @@ def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     folder = tmp_path / "m"
     first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
                 progress=False)
-    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "last.safetensors", "config.json",
-                                                  "optimizer.pt"}
+    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "last.safetensors", "best.safetensors",
+                                                  "config.json", "optimizer.pt"}
     loaded, config = load_model(folder)
     assert config["model"]["kernel_size"] == 5 and config["training"]["iterations"] == 3
     for key, value in first.model.state_dict().items():
@@ -336,25 +337,50 @@ def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     again = fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True)
     assert again.record["iterations"] == 5
     assert json.loads((folder / "config.json").read_text())["training"]["iterations"] == 5
-    last = load_model(folder, last=True)[0].state_dict()  # trained on (the shipped ones are the best-validated)
+    last = load_model(folder, last=True)[0].state_dict()  # trained on from the first fit's weights
     assert any(not torch.equal(loaded.state_dict()[k], v) for k, v in last.items())
+    with pytest.raises(ValueError, match="not both"):
+        load_model(folder, last=True, best=True)
 
 
-def test_fit_ships_the_best_validated_weights(phantom, tmp_path):
+def _state(folder, **which):
+    return load_model(folder, **which)[0].state_dict()
+
+
+def _same(a, b):
+    return all(torch.equal(v.cpu(), b[k].cpu()) for k, v in a.items())
+
+
+def test_fit_keeps_the_last_weights_unless_they_validate_far_worse(phantom, tmp_path):
     folder = tmp_path / "m"
     first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
                 progress=False)
     best = first.record["best"]
     assert best["iteration"] == 3 and best["val_psnr"] == max(h["val_psnr"] for h in first.record["history"])
     assert all(np.isfinite(h["val_voi"]) for h in first.record["history"])  # logged beside PSNR
-    # A step size that wrecks the network: validation drops, the shipped weights stay the first fit's.
+    assert first.record["kept"] == {"weights": "last", "iteration": 3, "val_psnr": first.record["val_psnr"]}
+    assert _same(_state(folder), _state(folder, last=True)) and _same(_state(folder), _state(folder, best=True))
+    # Two more steps at a sane rate: the last weights validate close to the best and are kept.
+    fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True, lr=1e-4)
+    record = json.loads((folder / "config.json").read_text())["training"]
+    assert record["iterations"] == 5 and record["kept"]["weights"] == "last"
+    assert record["val_psnr"] >= record["best"]["val_psnr"] - KEEP_TOLERANCE_DB
+    assert _same(_state(folder), _state(folder, last=True))
+    # A step size that wrecks the network: the last weights validate far below the best, so the
+    # best-validated ones are kept.
+    before = record["best"]
     again = fit(phantom, folder, minutes=None, iterations=3, detect=False, progress=False, crop=32, resume=True,
                 lr=50.0)
-    assert again.record["val_psnr"] < best["val_psnr"] and again.record["best"] == best
-    shipped, last = load_model(folder)[0].state_dict(), load_model(folder, last=True)[0].state_dict()
-    for key, value in first.model.state_dict().items():
-        assert torch.equal(shipped[key], value.cpu()) and torch.equal(again.model.state_dict()[key].cpu(), value.cpu())
-    assert any(not torch.equal(last[k], v) for k, v in shipped.items())
+    assert again.record["val_psnr"] < before["val_psnr"] - KEEP_TOLERANCE_DB and again.record["best"] == before
+    assert again.record["kept"] == {"weights": "best", **before}
+    shipped = _state(folder)
+    assert _same(shipped, _state(folder, best=True)) and _same(again.model.state_dict(), shipped)
+    assert not _same(shipped, _state(folder, last=True))
+    # keep="best": the best-validated weights whatever the last ones score.
+    other = fit(phantom, tmp_path / "b", minutes=None, iterations=4, config=TINY, batch_size=2, crop=32,
+                detect=False, progress=False, keep="best")
+    assert other.record["kept"]["weights"] == "best" and other.record["kept"]["iteration"] == other.record["best"]["iteration"]
+    assert _same(_state(tmp_path / "b"), _state(tmp_path / "b", best=True))
 
 
 def test_a_diverged_fit_goes_on_from_its_best_weights(phantom, tmp_path):
@@ -398,6 +424,8 @@ def test_fit_rejects_bad_input(tmp_path):
             fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, loss="mse+ssim", ssim_weight=weight)
         with pytest.raises(ValueError, match="membrane_weight must be a finite number >= 0"):
             fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, membrane_weight=weight)
+    with pytest.raises(ValueError, match="keep must be one of"):
+        fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, keep="first")
 
 
 def test_shipped_model_loads():

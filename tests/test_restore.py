@@ -127,19 +127,20 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
     digest = (tmp_path / "in.tif").read_bytes()
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "2",
                      "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect", "--quiet"]) == 0
-    assert "2 iterations" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "2 iterations" in printed and "kept the last weights (iteration 2)" in printed
     with pytest.raises(SystemExit, match="not empty"):
         cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
     # --z-step n: trained for gaps of n sections on every section, not on every n-th only
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
-                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--membrane-weight", "0.5",
+                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--membrane-weight", "0.5", "--keep", "best",
                      "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
                      "--no-outer-flow", "--quiet"]) == 0
     saved = json.loads((tmp_path / "m2" / "config.json").read_text())
     record = saved["training"]
     assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
     assert saved["model"]["outer_flow"] is False and record["ssim_weight"] == 1.5
-    assert record["membrane_weight"] == 0.5
+    assert record["membrane_weight"] == 0.5 and record["keep"] == "best"
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["outer_flow"] is True
     report_two = restore(degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None)
     assert "motion_from" not in report_two.report["restored"][0]

@@ -259,13 +259,15 @@ def fit_command(args: argparse.Namespace) -> int:
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss,
                  ssim_weight=args.ssim_weight, membrane_weight=args.membrane_weight,
-                 max_gap=args.max_gap, z_step=args.z_step,
+                 max_gap=args.max_gap, z_step=args.z_step, keep=args.keep,
                  detect=not (args.no_detect or args.phantom), seed=args.seed, device=args.device,
                  workers=args.workers, resume=args.resume, progress=not args.quiet)
     r = result.record
-    best = r.get("best")
-    val = "-" if best is None else f"{best['val_psnr']:.2f} dB (kept: iteration {best['iteration']})"
-    print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s, best validation PSNR {val} -> {out}")
+    best, kept = r.get("best"), r["kept"]
+    val = "" if best is None else (f", validation PSNR {r['val_psnr']:.2f} dB at the end, best "
+                                   f"{best['val_psnr']:.2f} dB at iteration {best['iteration']}")
+    print(f"fit: {r['iterations']} iterations in {r['seconds']:.0f} s{val}; kept the {kept['weights']} weights "
+          f"(iteration {kept['iteration']}) -> {out}")
     for restart in r.get("restarts", []):
         print(f"fit: diverged at iteration {restart['iteration']} (validation {restart['val_psnr']:.2f} dB); "
               f"went on from iteration {restart['from']} at learning rate {restart['lr']:.2g}")
@@ -384,9 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fit", help="train the missing-section interpolation network on your own stack",
                        description="Self-supervised: every clean section between clean neighbours is a "
                        "training target (sections the detector flags are left out). Writes -o DIR: "
-                       "model.safetensors (the best-validated weights), config.json (architecture, "
-                       "normalisation, training record), last.safetensors and optimizer.pt (for "
-                       "--resume). Uses a CUDA GPU when there is one.")
+                       "model.safetensors (the weights kept: see --keep), config.json (architecture, "
+                       "normalisation, training record), best.safetensors (the best-validated weights), "
+                       "last.safetensors and optimizer.pt (for --resume). Uses a CUDA GPU when there is one.")
     p.add_argument("input", metavar="IN", nargs="?", help="stack (TIFF, .npy, folder of sections)")
     p.add_argument("--phantom", action="store_true",
                    help="train on the built-in phantom instead (artifact-free: no detection)")
@@ -414,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="weight of a term that keeps the membranes' soft mask (default 0: off)")
     p.add_argument("--ssim-weight", type=float, default=0.5,
                    help="weight of the (1 - SSIM) term with --loss mse+ssim (default 0.5)")
+    p.add_argument("--keep", choices=("last", "best"), default="last",
+                   help="weights to keep: those at the end of the schedule (default; the best-validated "
+                        "ones instead if the last validate more than 0.25 dB worse), or the best-validated")
     p.add_argument("--max-gap", type=int, default=3, help="largest run of missing sections trained for")
     p.add_argument("--no-detect", action="store_true", help="use every section (skip artifact detection)")
     p.add_argument("--device", help="torch device (default: cuda if available)")

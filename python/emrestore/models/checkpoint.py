@@ -1,8 +1,8 @@
 """Model folders: ``model.safetensors`` (weights and input standardisation; after ``fit``, the
-weights that scored best in validation), ``config.json`` (architecture, normalisation and the
+weights it kept: see ``fit``'s ``keep``), ``config.json`` (architecture, normalisation and the
 training record) and, from training, ``last.safetensors`` (the latest weights) and ``optimizer.pt``
-for resuming. Every file is written to a temporary name and renamed, so a folder is never
-half-written."""
+for resuming, and ``best.safetensors`` (the best-validated weights). Every file is written to a
+temporary name and renamed, so a folder is never half-written."""
 
 from __future__ import annotations
 
@@ -35,16 +35,20 @@ def _tensors(state: dict) -> dict:
 
 
 def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None, *,
-               weights: dict | None = None) -> Path:
+               weights: dict | None = None, best: dict | None = None) -> Path:
     """Writes ``model`` to ``folder``. ``weights``: a state dict to ship as ``model.safetensors``
-    instead of the model's own (``fit``: the best-validated one); with ``optimizer``, the model's
-    own weights and the optimizer state are kept too, for resuming."""
+    instead of the model's own (``fit``: the ones it keeps); with ``optimizer``, the model's own
+    weights and the optimizer state are kept too, for resuming, and ``best`` (the best-validated
+    state dict) as ``best.safetensors``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _tensors(model.state_dict())
     if optimizer is not None:
         _replace(folder / "last.safetensors", lambda p: save_file(tensors, str(p)))
         _replace(folder / "optimizer.pt", lambda p: torch.save(optimizer.state_dict(), p))
+        if best is not None:
+            best_tensors = _tensors(best)
+            _replace(folder / "best.safetensors", lambda p: save_file(best_tensors, str(p)))
     shipped = tensors if weights is None else _tensors(weights)
     _replace(folder / "model.safetensors", lambda p: save_file(shipped, str(p)))
     config = {"format": FORMAT, "model": model.config.to_dict(),
@@ -55,15 +59,18 @@ def save_model(model: SepConvInterpolator, folder, record: dict | None = None, o
     return folder
 
 
-def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = False
+def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = False, best: bool = False
                ) -> tuple[SepConvInterpolator, dict]:
     """The model in ``folder`` (default: the model shipped with the package) and its config.json.
-    ``last``: the latest training weights (``last.safetensors``, for resuming) where the folder
-    has them, instead of the best-validated ones."""
+    ``last``: the latest training weights (``last.safetensors``, for resuming), ``best``: the
+    best-validated ones (``best.safetensors``), where the folder has them, instead of the kept ones."""
+    if last and best:
+        raise ValueError("load_model: ask for the last or the best weights, not both")
     folder = Path(DEFAULT_MODEL if folder is None else folder)
     config_path, weights_path = folder / "config.json", folder / "model.safetensors"
-    if last and (folder / "last.safetensors").is_file():
-        weights_path = folder / "last.safetensors"
+    for wanted, name in ((last, "last.safetensors"), (best, "best.safetensors")):
+        if wanted and (folder / name).is_file():
+            weights_path = folder / name
     if not config_path.is_file() or not weights_path.is_file():
         raise FileNotFoundError(f"not a model folder (expected config.json and model.safetensors): {folder}")
     try:
