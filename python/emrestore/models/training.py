@@ -355,6 +355,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
                                        outer=tuple(None if s is None else _unit(stack, s, *win) for s in outer),
                                        outer_gaps=outer_gaps(a, b, outer))
         val_crops.append((before, target, after))
+    val_labels = [segment(t) for _, t, _ in val_crops]  # the targets' segmentations, once
 
     def validate(iteration: int) -> tuple[float | None, float | None]:
         """Validation PSNR and VOI (of the segmentation, against the clean sections'); the weights
@@ -367,7 +368,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         targets = [t for _, t, _ in val_crops]
         value = float(np.mean([_psnr(p, t) for p, t in zip(preds, targets)]))
         model.train()
-        voi = float(np.mean([segmentation_scores(p, segment(t))["voi"] for p, t in zip(preds, targets)]))
+        voi = float(np.mean([segmentation_scores(p, labels)["voi"] for p, labels in zip(preds, val_labels)]))
         if value > record.get("best", {}).get("val_psnr", -math.inf):
             record["best"] = {"iteration": iteration, "val_psnr": value}
             best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
