@@ -1,6 +1,7 @@
 """The interpolation network with the default architecture (K = 21, widths 16-32-64-96):
 inference sections/s at 1024 x 1024 (the optical-flow alignment included: of the pair, or also
-against the sections beyond it, as ``restore`` aligns an interior section), training samples/s
+against the sections beyond it, as ``restore`` aligns an interior section; each flow once, or
+averaged over the eight views of the default ``flow_views``), training samples/s
 (batch 8, 128 x 128 crops; drawing a batch, alignment included, separately), peak memory,
 and the share of training time spent in the ``sepconv`` op (it must not be the bottleneck).
 
@@ -21,8 +22,8 @@ SIDE = 1024
 
 
 @pytest.fixture(scope="module")
-def model():
-    return SepConvInterpolator(InterpolationConfig()).eval()
+def models():
+    return {views: SepConvInterpolator(InterpolationConfig(flow_views=views)).eval() for views in (1, 8)}
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,11 @@ def pair():
     return rng.integers(0, 256, (4, SIDE, SIDE), dtype=np.uint8)
 
 
+@pytest.mark.parametrize("views", [1, 8], ids=["views1", "views8"])
 @pytest.mark.parametrize("outer", [False, True], ids=["pair", "outer"])
 @pytest.mark.parametrize("tile", [512, 0], ids=["tile512", "whole"])
-def test_inference_1024(benchmark, model, pair, tile, outer):
+def test_inference_1024(benchmark, models, pair, tile, outer, views):
+    model = models[views]
     kwargs = {"tile": tile, **({"outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5)} if outer else {})}
     out = benchmark.pedantic(interpolate, args=(model, pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3,
                              warmup_rounds=1)

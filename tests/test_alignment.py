@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 from emrestore import metrics
-from emrestore.alignment import align_pair, optical_flow
+from emrestore.alignment import VIEWS, align_pair, optical_flow, symmetric_flow
 from scipy import ndimage
 
 
@@ -23,6 +23,44 @@ def test_optical_flow_recovers_a_translation():
     assert f.shape == a.shape + (2,) and f.dtype == np.float32
     assert np.median(inner[..., 0]) == pytest.approx(3, abs=0.3)
     assert np.median(inner[..., 1]) == pytest.approx(2, abs=0.3)
+
+
+def test_every_view_of_a_translation_maps_back_to_it():
+    from emrestore.alignment import _views
+
+    a, b, _ = _shifted(3, 2)
+    inner = (slice(20, -20), slice(20, -20))
+    for to_view, from_view, back in _views(8):
+        f = from_view(optical_flow(to_view(a), to_view(b))) @ back
+        np.testing.assert_allclose(np.median(f[inner].reshape(-1, 2), 0), (3, 2), atol=0.3)
+    for views in VIEWS:
+        f = symmetric_flow(a, b, views)
+        assert f.shape == a.shape + (2,) and f.dtype == np.float32
+        np.testing.assert_allclose(np.median(f[inner].reshape(-1, 2), 0), (3, 2), atol=0.3)
+
+
+def test_symmetric_flow_turns_and_mirrors_with_the_sections():
+    """Averaged over all eight views, the flow of a turned or mirrored pair is the turned or
+    mirrored flow (its vectors turned too): no direction is preferred."""
+    a, b = _texture(seed=1)[:120, :96], _texture(seed=2)[:120, :96]
+    f = symmetric_flow(a, b, 8)
+    turned = symmetric_flow(np.ascontiguousarray(np.rot90(a)), np.ascontiguousarray(np.rot90(b)), 8)
+    # np.rot90 moves (x, y) to (y, -x)
+    np.testing.assert_allclose(turned, np.stack([np.rot90(f[..., 1]), -np.rot90(f[..., 0])], -1), atol=1e-4)
+    mirrored = symmetric_flow(np.ascontiguousarray(a[:, ::-1]), np.ascontiguousarray(b[:, ::-1]), 8)
+    np.testing.assert_allclose(mirrored, np.stack([-f[:, ::-1, 0], f[:, ::-1, 1]], -1), atol=1e-4)
+    assert np.abs(f).max() > 1  # not a trivial zero flow
+
+
+def test_one_view_is_the_plain_flow_and_bad_views_are_refused():
+    a, b, _ = _shifted(2)
+    np.testing.assert_array_equal(symmetric_flow(a, b, 1), optical_flow(a, b))
+    np.testing.assert_array_equal(align_pair(a, b, 0.5, views=1)[0], align_pair(a, b, 0.5)[0])
+    for bad in (0, 3, 16):
+        with pytest.raises(ValueError, match=r"views must be one of \(1, 2, 4, 8\); got"):
+            symmetric_flow(a, b, bad)
+        with pytest.raises(ValueError, match="views must be one of"):
+            align_pair(a, b, 0.5, views=bad)
 
 
 def test_align_pair_brings_both_neighbours_onto_the_middle():

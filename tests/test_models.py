@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -17,6 +18,7 @@ from emrestore.models.training import (
     _loss,
     _Sampler,
     KEEP_TOLERANCE_DB,
+    TRAIN_FLOW_VIEWS,
     _split,
     membrane_loss,
     membrane_map,
@@ -59,7 +61,9 @@ def _moving_texture(dx=4, size=120):
 
 def test_untrained_flow_guided_model_equals_the_flow_baseline():
     stack = _moving_texture()
-    model = SepConvInterpolator(InterpolationConfig(kernel_size=1, widths=(8, 16), align="flow")).eval()
+    # the baseline measures each flow once: so does a model with one view
+    model = SepConvInterpolator(InterpolationConfig(kernel_size=1, widths=(8, 16), align="flow",
+                                                    flow_views=1)).eval()
     masks = np.zeros(stack.shape, np.uint8)
     masks[1] = 1
     out = interpolate(model, stack[0], stack[2], 0.5, tile=None)
@@ -69,7 +73,7 @@ def test_untrained_flow_guided_model_equals_the_flow_baseline():
 def test_prealigned_neighbours_skip_the_flow():
     stack = _moving_texture().astype(np.float32) / 255
     model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
-    before, after = align_pair(stack[0], stack[2], 0.4)
+    before, after = align_pair(stack[0], stack[2], 0.4, views=model.config.flow_views)
     expected = interpolate(model, stack[0], stack[2], 0.4, tile=None)
     np.testing.assert_allclose(interpolate(model, before, after, 0.4, tile=None, aligned=True), expected, atol=1e-6)
     assert np.abs(interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True) - expected).max() > 0.01
@@ -120,7 +124,7 @@ def test_interpolate_uses_the_outer_sections_only_where_the_model_asks():
     model = _random_model(InterpolationConfig(**config))
     kwargs = dict(tile=None, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
     with_outer = interpolate(model, a, b, 0.5, **kwargs)
-    wa, wb = align_pair(a, b, 0.5, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
+    wa, wb = align_pair(a, b, 0.5, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5), views=model.config.flow_views)
     np.testing.assert_allclose(with_outer, interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6)
     assert np.abs(with_outer - interpolate(model, a, b, 0.5, tile=None)).max() > 1e-3
     np.testing.assert_allclose(interpolate(model, a, b, 0.5, **{**kwargs, "tile": 24}), with_outer, atol=1e-5)
@@ -145,6 +149,40 @@ def test_config_alignment_choice_and_old_checkpoints():
     assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16]}).align == "none"  # before flow
     with pytest.raises(ValueError, match="align must be one of"):
         InterpolationConfig(align="optical")
+    assert InterpolationConfig().flow_views == 8
+    assert InterpolationConfig.from_dict(InterpolationConfig(flow_views=2).to_dict()).flow_views == 2
+    assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16], "align": "flow"}).flow_views == 1
+    with pytest.raises(ValueError, match=r"flow_views must be one of \(1, 2, 4, 8\); got 3"):
+        InterpolationConfig(flow_views=3)
+
+
+def test_flow_guided_models_align_with_their_flow_views():
+    stack = make_phantom((3, 64, 64), seed=3).raw
+    a, b = (stack[i].astype(np.float32) / 255 for i in (0, 2))
+    outs = []
+    for views in (1, 8):
+        model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), flow_views=views))
+        wa, wb = align_pair(a, b, 0.5, views=views)
+        outs.append(interpolate(model, a, b, 0.5, tile=None))
+        np.testing.assert_allclose(outs[-1], interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6)
+    assert np.abs(outs[0] - outs[1]).max() > 1e-3  # the averaged flow is another flow
+
+
+def test_tta_with_eight_views_aligns_once_and_equals_aligning_every_pass(monkeypatch):
+    from emrestore.models import tiling
+
+    stack = make_phantom((5, 64, 64), seed=4).raw
+    secs = [stack[i].astype(np.float32) / 255 for i in range(5)]
+    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), flow_views=8))
+    kwargs = dict(tile=None, tta=True, outer=(secs[0], secs[4]), outer_gaps=(0.5, 0.5))
+    calls = []
+    monkeypatch.setattr(tiling, "align_pair", lambda *a, **k: calls.append(1) or align_pair(*a, **k))
+    fast = interpolate(model, secs[1], secs[3], 0.5, **kwargs)
+    assert len(calls) == 1
+    monkeypatch.setattr(tiling, "ALL_VIEWS", None)  # the general path: every pass aligns anew
+    slow = interpolate(model, secs[1], secs[3], 0.5, **kwargs)
+    assert len(calls) == 17
+    np.testing.assert_allclose(fast, slow, atol=1e-4)
 
 
 def test_output_is_a_convex_combination_of_neighbour_pixels():
@@ -314,9 +352,11 @@ def test_membrane_term_follows_the_segmentations_membranes(phantom):
 
 
 def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
-    """On one triplet, unaugmented, the network must get far closer to the middle than the blend."""
+    """On one triplet, unaugmented, the network must get far closer to the middle than the blend.
+    It reads the pair aligned as in training, by one flow (``TRAIN_FLOW_VIEWS``)."""
     stack = phantom[:3]
-    result = fit(stack, tmp_path / "m", minutes=None, iterations=250, config=TINY, batch_size=4, crop=64,
+    config = dataclasses.replace(TINY, flow_views=TRAIN_FLOW_VIEWS)
+    result = fit(stack, tmp_path / "m", minutes=None, iterations=250, config=config, batch_size=4, crop=64,
                  lr=3e-3, detect=False, val_fraction=0, max_gap=1, augment=False, progress=False, loss="mse")
     out = interpolate(result.model, stack[0], stack[2], 0.5)
     blend = (stack[0].astype(np.float32) + stack[2]) / 2

@@ -135,13 +135,15 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
     assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
                      "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--membrane-weight", "0.5", "--keep", "best",
                      "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
-                     "--no-outer-flow", "--quiet"]) == 0
+                     "--no-outer-flow", "--flow-views", "2", "--quiet"]) == 0
     saved = json.loads((tmp_path / "m2" / "config.json").read_text())
     record = saved["training"]
     assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
     assert saved["model"]["outer_flow"] is False and record["ssim_weight"] == 1.5
+    assert saved["model"]["flow_views"] == 2
     assert record["membrane_weight"] == 0.5 and record["keep"] == "best"
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["outer_flow"] is True
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["flow_views"] == 8
     report_two = restore(degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None)
     assert "motion_from" not in report_two.report["restored"][0]
     assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"),

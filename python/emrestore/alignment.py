@@ -8,6 +8,11 @@ section alone aligns better than the flow across the gap; see docs/interpolation
 velocity is the mean of the two estimates, weighted by the inverse of the distance each was
 measured over, and the motion stays linear in z.
 
+DIS errs differently on a section turned or mirrored (its patch grid and coarse-to-fine search are
+not symmetric), so ``views`` > 1 averages the flows of the pair seen in that many of the square's
+eight symmetries, each mapped back: a better motion estimate at that many times the cost (measured
+in docs/interpolation.md, "Flow averaged over the section's symmetries").
+
 Used by the ``flow`` baseline (the blend of the two aligned sections) and by flow-guided
 interpolation networks, whose per-pixel kernels then only refine what the flow got roughly right.
 """
@@ -49,6 +54,43 @@ def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return _dis().calc(np.ascontiguousarray(to_u8(a)), np.ascontiguousarray(to_u8(b)), None)
 
 
+VIEWS = (1, 2, 4, 8)  # how many of the square's symmetries a flow may be averaged over
+ALL_VIEWS = 8  # all of them: the averaged flow then turns and mirrors exactly with the sections
+_TURN = np.array([[0.0, 1.0], [-1.0, 0.0]])  # np.rot90 once, on (x, y) displacements
+_MIRROR = np.diag([-1.0, 1.0])  # a mirror image in x
+
+
+def _views(n: int):
+    """The first ``n`` symmetries as (to_view, from_view, vector map back): turns by k x 90
+    degrees, each without and with a mirror image."""
+    for i in range(n):
+        k, mirror = divmod(i, 2)
+        linear = np.linalg.matrix_power(_TURN, k) @ (_MIRROR if mirror else np.eye(2))
+
+        def to_view(x, k=k, mirror=mirror):
+            return np.ascontiguousarray(np.rot90(x[:, ::-1] if mirror else x, k))
+
+        def from_view(x, k=k, mirror=mirror):
+            x = np.rot90(x, -k, axes=(0, 1))
+            return x[:, ::-1] if mirror else x
+
+        yield to_view, from_view, np.linalg.inv(linear).T
+
+
+def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
+    """``optical_flow`` averaged over ``views`` of the square's symmetries (1, 2, 4 or 8): each
+    view's flow is mapped back to the sections' own frame before averaging."""
+    if views not in VIEWS:
+        raise ValueError(f"symmetric_flow: views must be one of {VIEWS}; got {views!r}")
+    if views == 1:
+        return optical_flow(a, b)
+    total = None
+    for to_view, from_view, back in _views(views):
+        f = from_view(optical_flow(to_view(a), to_view(b))) @ back
+        total = f if total is None else total + f
+    return (total / views).astype(np.float32)
+
+
 def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     f = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
@@ -57,19 +99,19 @@ def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
 
 
 def velocity(near: np.ndarray, other: np.ndarray, outer: np.ndarray | None = None,
-             outer_gap: float = 1.0) -> np.ndarray:
+             outer_gap: float = 1.0, views: int = 1) -> np.ndarray:
     """Displacement field [H, W, 2] of ``near``'s content per gap towards ``other``.
 
     ``outer``: a section on the far side of ``near``, ``outer_gap`` gaps from it (0.5: half as far
     as ``other``). Its flow, reversed and scaled to one gap, is a second estimate; the two are
-    weighted 1 : 1 / outer_gap (inverse distance)."""
-    f = optical_flow(near, other)
+    weighted 1 : 1 / outer_gap (inverse distance). ``views``: see ``symmetric_flow``."""
+    f = symmetric_flow(near, other, views)
     if outer is None:
         return f
     if not outer_gap > 0:
         raise ValueError(f"velocity: outer_gap must be > 0; got {outer_gap}")
     w = outer_gap / (1.0 + outer_gap)
-    return w * f - (1.0 - w) / outer_gap * optical_flow(near, outer)
+    return w * f - (1.0 - w) / outer_gap * symmetric_flow(near, outer, views)
 
 
 def outer_indices(usable, below: int, above: int, step: int = 1) -> tuple[int | None, int | None]:
@@ -91,19 +133,20 @@ def outer_gaps(below: int, above: int, outer: tuple[int | None, int | None]) -> 
 
 
 def align_pair(a: np.ndarray, b: np.ndarray, t: float, *, outer=(None, None),
-               outer_gaps=(1.0, 1.0)) -> tuple[np.ndarray, np.ndarray]:
+               outer_gaps=(1.0, 1.0), views: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """``a`` and ``b`` warped to the section at fraction ``t`` between them (float32, a's units).
 
     That section samples a at p - t v_ab(p) and b at p - (1 - t) v_ba(p): the flows are taken at p
     itself, fine for the small, smooth motion between neighbouring sections. ``outer``: the
     sections beyond a (on the side away from b) and beyond b, or None for either; ``outer_gaps``:
-    their distances from a and from b in units of the a-b distance (see ``velocity``)."""
+    their distances from a and from b in units of the a-b distance (see ``velocity``); ``views``:
+    each flow averaged over that many of the square's symmetries (see ``symmetric_flow``)."""
     if not 0.0 <= t <= 1.0:
         raise ValueError(f"align_pair: t must lie in [0, 1]; got {t}")
     outer_a, outer_b = outer
     for name, o in (("outer[0]", outer_a), ("outer[1]", outer_b)):
         if o is not None and np.shape(o) != np.shape(a):
             raise ValueError(f"align_pair: {name} must have the pair's shape {np.shape(a)}; got {np.shape(o)}")
-    v_ab = velocity(a, b, outer_a, outer_gaps[0])
-    v_ba = velocity(b, a, outer_b, outer_gaps[1])
+    v_ab = velocity(a, b, outer_a, outer_gaps[0], views)
+    v_ba = velocity(b, a, outer_b, outer_gaps[1], views)
     return _warp(a, -t * v_ab), _warp(b, -(1 - t) * v_ba)

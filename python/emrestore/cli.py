@@ -255,7 +255,7 @@ def fit_command(args: argparse.Namespace) -> int:
     except ValueError:
         raise SystemExit(f"emrestore fit: --widths expects comma-separated integers; got {args.widths!r}") from None
     config = InterpolationConfig(kernel_size=args.kernel_size, widths=widths, align=args.align,
-                                 outer_flow=not args.no_outer_flow)
+                                 outer_flow=not args.no_outer_flow, flow_views=args.flow_views)
     result = fit(stack, out, minutes=args.minutes, iterations=args.iterations, config=config,
                  batch_size=args.batch_size, crop=args.crop, lr=args.lr, loss=args.loss,
                  ssim_weight=args.ssim_weight, membrane_weight=args.membrane_weight,
@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-outer-flow", action="store_true",
                    help="measure each neighbour's motion against the other neighbour only, not also against "
                         "the clean section beyond it")
+    p.add_argument("--flow-views", type=int, choices=(1, 2, 4, 8), default=8,
+                   help="average each optical flow over this many of the section's turns and mirror images "
+                        "(default 8; 1: one flow, the cheapest)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--crop", type=int, default=128, help="training crop side in pixels (default 128)")
     p.add_argument("--lr", type=float, default=2e-3)

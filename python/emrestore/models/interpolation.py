@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
+from ..alignment import VIEWS
 
 
 ALIGNMENTS = ("flow", "none")
@@ -45,6 +46,9 @@ class InterpolationConfig:
     # With "flow": each neighbour's motion is also measured against the clean section beyond it
     # (emrestore.alignment.velocity), where the caller has one.
     outer_flow: bool = True
+    # With "flow": each flow averaged over this many of the square's symmetries
+    # (emrestore.alignment.symmetric_flow): better motion, at that many flows.
+    flow_views: int = 8
 
     def __post_init__(self):
         if self.kernel_size < 1:
@@ -53,6 +57,8 @@ class InterpolationConfig:
             raise ValueError(f"widths must be a non-empty sequence of positive ints; got {self.widths}")
         if self.align not in ALIGNMENTS:
             raise ValueError(f"align must be one of {ALIGNMENTS}; got {self.align!r}")
+        if self.flow_views not in VIEWS:
+            raise ValueError(f"flow_views must be one of {VIEWS}; got {self.flow_views!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     def to_dict(self) -> dict:
@@ -60,7 +66,7 @@ class InterpolationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InterpolationConfig:
-        d = {"align": "none", "outer_flow": False, **d}  # checkpoints from before these options
+        d = {"align": "none", "outer_flow": False, "flow_views": 1, **d}  # checkpoints from before these options
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
     @property

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..alignment import align_pair
+from ..alignment import ALL_VIEWS, align_pair
 from ..detect._common import to_unit
 from .interpolation import SepConvInterpolator, padded_size
 
@@ -41,8 +41,9 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     ``config.outer_flow`` (ignored otherwise): the flow measures each neighbour's motion against
     them as well (``emrestore.alignment.align_pair``).
     ``tta``: average the predictions for the pair's eight rotations and mirror images, each read
-    in both orders (16 passes; a flow-guided model aligns each of them anew, and optical flow
-    differs between them): see docs/interpolation.md for what it gains, at 16 times the cost."""
+    in both orders (16 passes; a flow-guided model with ``flow_views`` 1, 2 or 4 aligns each of
+    them anew, and optical flow differs between them; with 8, the flow is the same for all of them
+    and is computed once): see docs/interpolation.md for what it gains, at up to 16 times the cost."""
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
@@ -60,6 +61,12 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
         model = copy.deepcopy(model).to(device)  # a copy: the caller's model stays where it is
     if not tta:
         return _align_and_predict(model, (a, b, oa, ob), t, (ga, gb), tile, device, aligned)
+    if model.config.align == "flow" and model.config.flow_views == ALL_VIEWS and not aligned:
+        # A flow averaged over all eight views turns and mirrors with the sections, and reading the
+        # pair the other way round swaps the same two flows: every pass would align alike, so align once.
+        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=(ga, gb), views=model.config.flow_views)
+        oa = ob = None
+        aligned = True
     total = np.zeros(a.shape, np.float64)
     for k in range(4):
         for mirror in (False, True):
@@ -74,7 +81,7 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
 def _align_and_predict(model, sections, t, gaps, tile, device, aligned) -> np.ndarray:
     a, b, oa, ob = sections
     if model.config.align == "flow" and not aligned:
-        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps)
+        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps, views=model.config.flow_views)
     return _predict(model, a, b, t, tile, device)
 
 

@@ -36,6 +36,9 @@ SSIM_WEIGHT = 0.5  # default weight of the (1 - SSIM) term in "mse+ssim"
 CLIP_NORM = None  # no gradient-norm ceiling: clipping at 1.0 did not stop a fit from diverging
 COLLAPSE_DB = 1.0  # validation this far below its best means the fit diverged
 KEEPS = ("last", "best")
+# Training crops are aligned with one flow each: with the model's eight views (validation and
+# inference use them) drawing the batches, not the training step, would bound a 2-core fit.
+TRAIN_FLOW_VIEWS = 1
 # keep="last" keeps the best-validated weights instead when the last validate this much worse:
 # three times the widest gap seen between them in fits that neither overfit nor diverged.
 KEEP_TOLERANCE_DB = 0.25
@@ -101,11 +104,13 @@ class _Sampler:
     on a crop ``margin`` pixels larger on each side, so the flow sees context past the crop; with
     ``outer`` ([Z] bool, the usable sections), from the sections beyond them as well
     (``emrestore.alignment.outer_indices``), each dropped
-    with probability ``drop_outer`` so that the network also learns the pairs at a stack's ends."""
+    with probability ``drop_outer`` so that the network also learns the pairs at a stack's ends;
+    ``views``: the flows' symmetric averaging (``emrestore.alignment.symmetric_flow``)."""
 
     def __init__(self, stack, trips, crop: int, augment: bool = True, jitter: float = 0.15, align: bool = False,
-                 margin: int = 32, z_step: int = 1, outer: np.ndarray | None = None, drop_outer: float = 0.15):
-        self.stack, self.trips, self.crop, self.jitter = stack, trips, crop, jitter
+                 margin: int = 32, z_step: int = 1, outer: np.ndarray | None = None, drop_outer: float = 0.15,
+                 views: int = 1):
+        self.stack, self.trips, self.crop, self.jitter, self.views = stack, trips, crop, jitter, views
         self.augment, self.align, self.margin, self.drop_outer = augment, align, margin, drop_outer
         self.outers = [outer_indices(outer, t[0], t[2], z_step) if outer is not None and align else (None, None)
                        for t in trips]
@@ -152,7 +157,7 @@ class _Sampler:
             if self.align:
                 (has_a, gap_a), (has_b, gap_b) = sides
                 before, after = align_pair(t[1], t[3], pos, outer=(t[0] if has_a else None, t[4] if has_b else None),
-                                           outer_gaps=(gap_a, gap_b))
+                                           outer_gaps=(gap_a, gap_b), views=self.views)
                 t = np.stack([before, t[2], after])[:, m:m + c, m:m + c]
             else:
                 t = t[1:4]
@@ -343,7 +348,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device, weights_only=True))
     use_outer = model.config.uses_outer_flow
     sampler = _Sampler(stack, train, crop, augment, align=model.config.align == "flow", z_step=z_step,
-                       outer=~exclude if use_outer else None)
+                       outer=~exclude if use_outer else None, views=TRAIN_FLOW_VIEWS)
     val_crops = []
     for a, t, b in val:  # fixed central crops
         y0, x0 = max(0, (h - val_size) // 2), max(0, (w - val_size) // 2)
@@ -353,7 +358,7 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
             outer = outer_indices(~exclude, a, b, z_step) if use_outer else (None, None)
             before, after = align_pair(before, after, 0.5,
                                        outer=tuple(None if s is None else _unit(stack, s, *win) for s in outer),
-                                       outer_gaps=outer_gaps(a, b, outer))
+                                       outer_gaps=outer_gaps(a, b, outer), views=model.config.flow_views)
         val_crops.append((before, target, after))
     val_labels = [segment(t) for _, t, _ in val_crops]  # the targets' segmentations, once
 
