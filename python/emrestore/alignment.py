@@ -60,21 +60,24 @@ _TURN = np.array([[0.0, 1.0], [-1.0, 0.0]])  # np.rot90 once, on (x, y) displace
 _MIRROR = np.diag([-1.0, 1.0])  # a mirror image in x
 
 
+def dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    """``x`` [H, W, ...] mirrored in x if ``mirror``, then turned k times by 90 degrees."""
+    return np.ascontiguousarray(np.rot90(x[:, ::-1] if mirror else x, k))
+
+
+def undo_dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
+    """The inverse of ``dihedral``."""
+    x = np.rot90(x, -k)
+    return x[:, ::-1] if mirror else x
+
+
 def _views(n: int):
-    """The first ``n`` symmetries as (to_view, from_view, vector map back): turns by k x 90
-    degrees, each without and with a mirror image."""
+    """The first ``n`` symmetries as (k, mirror, vector map back): turns by k x 90 degrees, each
+    without and with a mirror image (``dihedral``)."""
     for i in range(n):
         k, mirror = divmod(i, 2)
         linear = np.linalg.matrix_power(_TURN, k) @ (_MIRROR if mirror else np.eye(2))
-
-        def to_view(x, k=k, mirror=mirror):
-            return np.ascontiguousarray(np.rot90(x[:, ::-1] if mirror else x, k))
-
-        def from_view(x, k=k, mirror=mirror):
-            x = np.rot90(x, -k, axes=(0, 1))
-            return x[:, ::-1] if mirror else x
-
-        yield to_view, from_view, np.linalg.inv(linear).T
+        yield k, bool(mirror), np.linalg.inv(linear).T
 
 
 def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
@@ -85,8 +88,8 @@ def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
     if views == 1:
         return optical_flow(a, b)
     total = None
-    for to_view, from_view, back in _views(views):
-        f = from_view(optical_flow(to_view(a), to_view(b))) @ back
+    for k, mirror, back in _views(views):
+        f = undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror) @ back
         total = f if total is None else total + f
     return (total / views).astype(np.float32)
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..alignment import ALL_VIEWS, align_pair
+from ..alignment import ALL_VIEWS, align_pair, dihedral, undo_dihedral
 from ..detect._common import to_unit
 from .interpolation import SepConvInterpolator, padded_size
 
@@ -70,11 +70,11 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     total = np.zeros(a.shape, np.float64)
     for k in range(4):
         for mirror in (False, True):
-            fa, fb, foa, fob = (None if x is None else _dihedral(x, k, mirror) for x in (a, b, oa, ob))
+            fa, fb, foa, fob = (None if x is None else dihedral(x, k, mirror) for x in (a, b, oa, ob))
             # Read the other way round, the same section lies at 1 - t.
             for secs, position, gaps in (((fa, fb, foa, fob), t, (ga, gb)), ((fb, fa, fob, foa), 1.0 - t, (gb, ga))):
                 pred = _align_and_predict(model, secs, position, gaps, tile, device, aligned)
-                total += _undo_dihedral(pred, k, mirror)
+                total += undo_dihedral(pred, k, mirror)
     return (total / 16).astype(np.float32)
 
 
@@ -83,15 +83,6 @@ def _align_and_predict(model, sections, t, gaps, tile, device, aligned) -> np.nd
     if model.config.align == "flow" and not aligned:
         a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps, views=model.config.flow_views)
     return _predict(model, a, b, t, tile, device)
-
-
-def _dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
-    x = np.rot90(x, k)
-    return np.ascontiguousarray(x[:, ::-1] if mirror else x)
-
-
-def _undo_dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
-    return np.rot90(x[:, ::-1] if mirror else x, -k)
 
 
 def _predict(model: SepConvInterpolator, a: np.ndarray, b: np.ndarray, t: float, tile: int | None,
