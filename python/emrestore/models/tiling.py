@@ -64,7 +64,7 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     if model.config.align == "flow" and model.config.flow_views == ALL_VIEWS and not aligned:
         # A flow averaged over all eight views turns and mirrors with the sections, and reading the
         # pair the other way round swaps the same two flows: every pass would align alike, so align once.
-        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=(ga, gb), views=model.config.flow_views)
+        a, b = _align(model, (a, b, oa, ob), t, (ga, gb))
         oa = ob = None
         aligned = True
     total = np.zeros(a.shape, np.float64)
@@ -78,10 +78,17 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     return (total / 16).astype(np.float32)
 
 
-def _align_and_predict(model, sections, t, gaps, tile, device, aligned) -> np.ndarray:
+def _align(model, sections, t, gaps) -> tuple[np.ndarray, np.ndarray]:
+    """The pair of ``sections`` (a, b, outer a, outer b) aligned to ``t`` as the model aligns it
+    (as given for a model without flow guidance)."""
     a, b, oa, ob = sections
-    if model.config.align == "flow" and not aligned:
-        a, b = align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps, views=model.config.flow_views)
+    if model.config.align != "flow":
+        return a, b
+    return align_pair(a, b, t, outer=(oa, ob), outer_gaps=gaps, views=model.config.flow_views)
+
+
+def _align_and_predict(model, sections, t, gaps, tile, device, aligned) -> np.ndarray:
+    a, b = sections[:2] if aligned else _align(model, sections, t, gaps)
     return _predict(model, a, b, t, tile, device)
 
 
