@@ -10,6 +10,7 @@ Skips when the data is absent. Prints the tables docs/interpolation.md quotes:
 Data: $EMRESTORE_DATA or ../shared/data beside the checkout (see its README).
 """
 
+import functools
 import os
 from pathlib import Path
 
@@ -29,25 +30,34 @@ STACKS = {"isbi_train": ("isbi2012/train/image", 1, slice(None), 0.05, 0.01),
           "flyem_z5_125_250": ("flyem_fibsem_sample1/slices", 5, slice(125, 250), 0.4, 0.03)}
 
 
-def _blend_psnr(u, z, outer, views=1):
-    wa, wb = align_pair(u[z - 1], u[z + 1], 0.5, outer=(u[z - 2], u[z + 2]) if outer else (None, None),
-                        outer_gaps=(0.5, 0.5), views=views)
-    return metrics.psnr(0.5 * (wa + wb), u[z])
+@functools.cache
+def _stack(name) -> np.ndarray:
+    folder, step, part = STACKS[name][:3]
+    return np.stack([to_unit(s) for s in io.read_stack(DATA / folder)[part][::step]]).astype(np.float32)
+
+
+@functools.cache
+def _blend_psnrs(name, outer: bool, views: int = 1) -> np.ndarray:
+    """PSNR of the blend of each section's aligned neighbours, for every section with two sections
+    on each side (cached: both tests score the one-view blend with the outer sections)."""
+    u = _stack(name)
+    psnrs = []
+    for z in range(2, len(u) - 2):
+        wa, wb = align_pair(u[z - 1], u[z + 1], 0.5, outer=(u[z - 2], u[z + 2]) if outer else (None, None),
+                            outer_gaps=(0.5, 0.5), views=views)
+        psnrs.append(metrics.psnr(0.5 * (wa + wb), u[z]))
+    return np.array(psnrs)
 
 
 def _gain(name, before: dict, after: dict, digits: int) -> float:
-    """Mean PSNR gain of the blend aligned with ``after`` over ``before`` (``_blend_psnr``'s
-    options) on every section with two sections on each side; prints the table row."""
-    folder, step, part = STACKS[name][:3]
-    if not (DATA / folder).is_dir():
+    """Mean PSNR gain of the blend aligned with ``after`` over ``before`` (``_blend_psnrs``'
+    options); prints the table row."""
+    if not (DATA / STACKS[name][0]).is_dir():
         pytest.skip(f"real EM data not found under {DATA}")
-    u = np.stack([to_unit(s) for s in io.read_stack(DATA / folder)[part][::step]]).astype(np.float32)
-    zs = range(2, len(u) - 2)
-    old = np.array([_blend_psnr(u, z, **before) for z in zs])
-    new = np.array([_blend_psnr(u, z, **after) for z in zs])
+    old, new = _blend_psnrs(name, **before), _blend_psnrs(name, **after)
     gain = new.mean() - old.mean()
-    print(f"\n| {name} | {len(zs)} | {old.mean():.{digits}f} | {new.mean():.{digits}f} | {gain:+.{digits}f} "
-          f"| {int((new > old).sum())}/{len(zs)} |")
+    print(f"\n| {name} | {len(old)} | {old.mean():.{digits}f} | {new.mean():.{digits}f} | {gain:+.{digits}f} "
+          f"| {int((new > old).sum())}/{len(old)} |")
     return gain
 
 
