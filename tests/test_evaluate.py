@@ -113,3 +113,51 @@ def test_harness_end_to_end(stack, tmp_path):
     assert [r["method"] for r in saved] == ["degraded", "linear"]
     with pytest.raises(SystemExit, match="unknown methods"):
         cli.main(["evaluate", str(tmp_path / "clean.tif"), "--methods", "magic", "-o", str(tmp_path / "x")])
+
+
+def test_all_sections_scores_every_interior_section_once_and_keeps_the_default_pass(stack):
+    assert sorted(z for o in (0, 1, 2) for z in evaluate.held_out(len(stack), offset=o)) == list(range(1, len(stack) - 1))
+    methods = {m: baselines.METHODS[m] for m in ("degraded", "linear")}
+    default = evaluate.evaluate(stack, artifacts=("ms",), methods=methods, seed=2)
+    full = evaluate.evaluate(stack, artifacts=("ms",), methods=methods, seed=2, all_sections=True)
+    for d, f in zip(default, full):
+        assert d["sections"] == 2 and f["sections"] == len(stack) - 2
+        assert [s["index"] for s in f["per_section"]] == list(range(1, len(stack) - 1))
+        # pass 0 is the default protocol, section for section
+        assert [s for s in f["per_section"] if s["index"] in (1, 4)] == d["per_section"]
+        assert f["psnr"] == pytest.approx(np.mean([s["psnr"] for s in f["per_section"]]))
+
+
+def test_compare_pairs_sections_and_bounds_the_mean_difference(stack):
+    methods = {m: baselines.METHODS[m] for m in ("degraded", "linear")}
+    methods["linear again"] = baselines.METHODS["linear"]
+    rows = evaluate.evaluate(stack, artifacts=("ms",), methods=methods, seed=2, all_sections=True)
+    pairs = {(p["method"], p["score"]): p for p in evaluate.compare(rows, reference="linear")}
+    assert set(pairs) == {(m, k) for m in ("degraded", "linear again") for k in ("psnr", "voi")}
+    same = pairs["linear again", "psnr"]
+    assert same["mean_difference"] == 0 and same["ci95"] == [0, 0] and same["better_on"] == 0
+    worse = pairs["degraded", "psnr"]  # a blank section loses on every section
+    lo, hi = worse["ci95"]
+    assert lo <= worse["mean_difference"] <= hi < 0
+    assert worse["better_on"] == 0 and worse["sections"] == len(stack) - 2
+    assert pairs["degraded", "voi"]["mean_difference"] > 0 and pairs["degraded", "voi"]["better_on"] == 0
+    assert evaluate.compare(rows, reference="flow") == []  # not scored: nothing to compare with
+    short = [dict(r, per_section=r["per_section"][:2]) if r["method"] == "degraded" else r for r in rows]
+    with pytest.raises(ValueError, match="different sections"):
+        evaluate.compare(short, reference="linear")
+
+
+def test_evaluate_command_all_sections_and_comparison(stack, tmp_path):
+    io.write_stack(tmp_path / "clean.tif", stack)
+    out = tmp_path / "out"
+    assert cli.main(["evaluate", str(tmp_path / "clean.tif"), "--artifacts", "ms", "--methods", "degraded,linear",
+                     "--reference", "linear", "--all-sections", "-o", str(out), "--quiet"]) == 0
+    saved = json.loads((out / "results.json").read_text())
+    assert [len(r["per_section"]) for r in saved] == [len(stack) - 2] * 2
+    assert "per_section" not in (out / "results.csv").read_text().splitlines()[0].split(",")  # means only
+    pairs = json.loads((out / "comparison.json").read_text())
+    assert {(p["method"], p["reference"]) for p in pairs} == {("degraded", "linear")}
+    assert "| degraded | linear | psnr |" in (out / "comparison.md").read_text()
+    with pytest.raises(SystemExit, match="--reference 'magic' is not among"):
+        cli.main(["evaluate", str(tmp_path / "clean.tif"), "--methods", "linear", "--reference", "magic",
+                  "-o", str(tmp_path / "x")])

@@ -188,6 +188,8 @@ def evaluate_command(args: argparse.Namespace) -> int:
     unknown = [m for m in methods if m not in available]
     if unknown:
         raise SystemExit(f"emrestore evaluate: unknown methods {unknown}; available: {list(available)}")
+    if args.reference != "flow" and args.reference not in methods:
+        raise SystemExit(f"emrestore evaluate: --reference {args.reference!r} is not among the methods {methods}")
     if args.labels and len(args.data) != 1:
         raise SystemExit("emrestore evaluate: --labels goes with exactly one DATA stack")
     rows = []
@@ -203,10 +205,15 @@ def evaluate_command(args: argparse.Namespace) -> int:
         name = (f"{p.parent.name}/{p.name}" + (f" [{args.range}]" if args.range else "")
                 + (f" (z-step {args.z_step})" if args.z_step > 1 else ""))
         rows += evaluate.evaluate(stack, artifacts=artifacts, methods={m: available[m] for m in methods},
-                                  seed=args.seed, labels=labels, name=name, progress=not args.quiet)
-    evaluate.write_results(rows, args.output)
+                                  seed=args.seed, labels=labels, name=name, all_sections=args.all_sections,
+                                  progress=not args.quiet)
+    pairs = evaluate.compare(rows, args.reference) if args.reference in methods else []
+    evaluate.write_results(rows, args.output, pairs)
     print(evaluate.markdown(rows))
-    print(f"-> {Path(args.output) / 'results.md'} (and .csv, .json)")
+    if pairs:
+        print(f"Paired by section, against {args.reference}:\n")
+        print(evaluate.compare_markdown(pairs))
+    print(f"-> {Path(args.output) / 'results.md'} (and .csv, .json" + (", comparison.md" if pairs else "") + ")")
     return 0
 
 
@@ -369,7 +376,8 @@ def main(argv: list[str] | None = None) -> int:
                        description="Degrades every third interior section of each DATA stack with the "
                        "simulator (fixed seeds), restores them with each method and writes a table of "
                        "PSNR/SSIM (whole and in the artifact mask), VOI and adapted Rand error, and "
-                       "seconds per section, as Markdown, CSV and JSON.")
+                       "seconds per section, as Markdown, CSV and JSON (with each section's scores), and "
+                       "each method's paired difference from --reference.")
     p.add_argument("data", nargs="+", metavar="DATA", help="clean stacks (TIFF, .npy, folder of sections)")
     p.add_argument("--artifacts", default="ms,sff,sff-paper,sp",
                    help="comma-separated: ms, sff (realistic folds), sff-paper (published fold model), sp")
@@ -378,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", metavar="DIR", help="also score this interpolation model (method \"emrestore\")")
     p.add_argument("--tta", action="store_true",
                    help="with --model: average over rotations, mirror images and both orders (16 passes)")
+    p.add_argument("--all-sections", action="store_true",
+                   help="score every interior section: three passes, the every-third pattern shifted by "
+                   "0, 1 and 2 sections (three times the sections; pass 0 is the default protocol)")
+    p.add_argument("--reference", default="flow", metavar="METHOD",
+                   help="the method every other is compared with, section by section (mean difference, 95%% "
+                   "bootstrap interval, sections better): comparison.md (default flow, when scored)")
     _add_selection(p, "each DATA stack")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("-o", "--output", default="results", help="results folder")

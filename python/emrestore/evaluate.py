@@ -2,7 +2,11 @@
 them with each method, and score them with the published protocol (``emrestore.metrics``).
 
 Every third interior section is degraded (each with its own seed), so that every degraded section
-has intact neighbours, as in the published evaluation of single-section artifacts. Folds are
+has intact neighbours, as in the published evaluation of single-section artifacts; with
+``all_sections`` the harness runs three passes, the pattern shifted by one section each time, so
+that every interior section is scored once (three times the sections, for small stacks). Each row
+keeps its per-section scores, and ``compare`` turns them into paired differences against a
+reference method with a bootstrap confidence interval. Folds are
 evaluated with both fold models (realistic and the published "paper" preset). Methods are
 callables ``restore(stack, masks) -> stack`` (``emrestore.baselines.METHODS``); later models join
 the table by name.
@@ -28,14 +32,16 @@ BITS = {**simulate.BITS, "sff-paper": simulate.BITS["sff"]}
 COLUMNS = ["psnr", "ssim", "psnr_mask", "ssim_mask", "voi", "arand"]
 
 
-def held_out(n_sections: int, stride: int = 3) -> list[int]:
-    return list(range(1, n_sections - 1, stride))
+def held_out(n_sections: int, stride: int = 3, offset: int = 0) -> list[int]:
+    """The degraded sections: every ``stride``-th interior one, from section 1 + ``offset``."""
+    return list(range(1 + offset, n_sections - 1, stride))
 
 
-def degrade(stack: np.ndarray, artifact: str, seed: int, stride: int = 3):
-    """The stack with every ``stride``-th interior section degraded by ``artifact``, and the masks."""
+def degrade(stack: np.ndarray, artifact: str, seed: int, stride: int = 3, offset: int = 0):
+    """The stack with every ``stride``-th interior section (from 1 + ``offset``) degraded by
+    ``artifact``, and the masks."""
     out, masks = stack.copy(), np.zeros(stack.shape, np.uint8)
-    for z in held_out(len(stack), stride):
+    for z in held_out(len(stack), stride, offset):
         art = SIMULATORS[artifact](stack, z, seed=np.random.default_rng([seed, z, list(SIMULATORS).index(artifact)]),
                                    **OPTIONS[artifact])
         out[z] = art.image
@@ -45,17 +51,20 @@ def degrade(stack: np.ndarray, artifact: str, seed: int, stride: int = 3):
 
 def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
              methods: dict[str, Callable] | None = None, seed: int = 0, labels: np.ndarray | None = None,
-             name: str = "stack", progress: bool = False) -> list[dict]:
+             name: str = "stack", all_sections: bool = False, progress: bool = False) -> list[dict]:
     """Rows (one per artifact x method) of mean scores over the degraded sections, with the
-    seconds a method spent per restored section. ``labels`` [Z, H, W]: ground-truth cells, for
-    VOI/ARAND against them as well."""
+    seconds a method spent per restored section, and each section's scores (``row["per_section"]``).
+    ``labels`` [Z, H, W]: ground-truth cells, for VOI/ARAND against them as well. ``all_sections``:
+    score every interior section, in three passes of the every-third pattern shifted by 0, 1 and
+    2 sections (pass 0 is the default protocol)."""
     if not isinstance(stack, np.ndarray) or stack.ndim != 3 or len(stack) < 3:
         raise ValueError(f"evaluate: expected a stack [Z >= 3, H, W]; got {getattr(stack, 'shape', None)}")
     unknown = set(artifacts) - set(SIMULATORS)
     if unknown:
         raise ValueError(f"evaluate: unknown artifacts {sorted(unknown)}; expected some of {list(SIMULATORS)}")
     methods = dict(baselines.METHODS if methods is None else methods)
-    zs = held_out(len(stack))
+    offsets = (0, 1, 2) if all_sections else (0,)
+    zs = sorted(z for o in offsets for z in held_out(len(stack), offset=o))
     clean_segs = {z: metrics.segment(stack[z]) for z in zs}
     rows = []
     todo = [(a, m) for a in artifacts for m in methods]
@@ -65,31 +74,80 @@ def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
         todo = tqdm(todo, desc=f"evaluate {name}", unit="run")
     degraded_cache = {}
     for artifact, method in todo:
-        if artifact not in degraded_cache:
-            degraded_cache[artifact] = degrade(stack, artifact, seed)
-        degraded, masks = degraded_cache[artifact]
-        start = time.perf_counter()
-        restored = methods[method](degraded, masks)
-        seconds = (time.perf_counter() - start) / len(zs)
-        scores = []
-        for z in zs:
-            mask = masks[z] > 0
-            s = {"psnr": metrics.psnr(restored[z], stack[z]), "ssim": metrics.ssim(restored[z], stack[z]),
-                 "psnr_mask": metrics.psnr(restored[z], stack[z], mask),
-                 "ssim_mask": metrics.ssim(restored[z], stack[z], mask)}
-            s.update({k: v for k, v in metrics.segmentation_scores(restored[z], clean_segs[z]).items()
-                      if k in ("voi", "arand")})
-            if labels is not None:
-                gt = metrics.segmentation_scores(restored[z], labels[z])
-                s.update(voi_gt=gt["voi"], arand_gt=gt["arand"])
-            scores.append(s)
+        scores, seconds = [], 0.0
+        for offset in offsets:
+            if (artifact, offset) not in degraded_cache:
+                degraded_cache[artifact, offset] = degrade(stack, artifact, seed, offset=offset)
+            degraded, masks = degraded_cache[artifact, offset]
+            start = time.perf_counter()
+            restored = methods[method](degraded, masks)
+            seconds += time.perf_counter() - start
+            for z in held_out(len(stack), offset=offset):
+                scores.append(_section_scores(z, restored[z], stack[z], masks[z] > 0, clean_segs[z],
+                                              None if labels is None else labels[z]))
+        scores.sort(key=lambda sc: sc["index"])
         row = {"data": name, "artifact": artifact, "method": method, "sections": len(zs),
-               "seconds_per_section": seconds}
+               "seconds_per_section": seconds / len(zs)}
         for key in scores[0]:
-            values = [sc[key] for sc in scores if np.isfinite(sc[key])]
-            row[key] = float(np.mean(values)) if values else float("nan")
+            if key != "index":
+                values = [sc[key] for sc in scores if np.isfinite(sc[key])]
+                row[key] = float(np.mean(values)) if values else float("nan")
+        row["per_section"] = scores
         rows.append(row)
     return rows
+
+
+def _section_scores(z, restored, clean, mask, clean_seg, labels) -> dict:
+    s = {"index": int(z), "psnr": metrics.psnr(restored, clean), "ssim": metrics.ssim(restored, clean),
+         "psnr_mask": metrics.psnr(restored, clean, mask), "ssim_mask": metrics.ssim(restored, clean, mask)}
+    s.update({k: v for k, v in metrics.segmentation_scores(restored, clean_seg).items() if k in ("voi", "arand")})
+    if labels is not None:
+        gt = metrics.segmentation_scores(restored, labels)
+        s.update(voi_gt=gt["voi"], arand_gt=gt["arand"])
+    return s
+
+
+# Higher is better for these scores, lower for the others (voi, arand).
+HIGHER_IS_BETTER = ("psnr", "ssim", "psnr_mask", "ssim_mask")
+
+
+def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, resamples: int = 10_000,
+            seed: int = 0) -> list[dict]:
+    """Paired differences (method minus ``reference``, section by section) for each data stack and
+    artifact the reference was scored on: the mean, its 95 % bootstrap interval (sections
+    resampled with replacement), and on how many sections the method did better. An interval that
+    holds 0 means the sections cannot tell the two apart."""
+    out = []
+    refs = {(r["data"], r["artifact"]): r for r in rows if r["method"] == reference}
+    rng = np.random.default_rng(seed)
+    for r in rows:
+        ref = refs.get((r["data"], r["artifact"]))
+        if ref is None or r is ref:
+            continue
+        if [s["index"] for s in r["per_section"]] != [s["index"] for s in ref["per_section"]]:
+            raise ValueError(f"compare: {r['method']} and {reference} were scored on different sections")
+        for key in keys:
+            diff = np.array([a[key] - b[key] for a, b in zip(r["per_section"], ref["per_section"])])
+            diff = diff[np.isfinite(diff)]
+            if diff.size == 0:
+                continue
+            boot = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(1)
+            better = diff > 0 if key in HIGHER_IS_BETTER else diff < 0
+            out.append({"data": r["data"], "artifact": r["artifact"], "method": r["method"], "reference": reference,
+                        "score": key, "sections": int(diff.size), "mean_difference": float(diff.mean()),
+                        "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+                        "better_on": int(better.sum())})
+    return out
+
+
+def compare_markdown(pairs: list[dict]) -> str:
+    lines = ["| data | artifact | method | against | score | difference | 95 % interval | better on |",
+             "|---|---|---|---|---|---:|---:|---:|"]
+    for p in pairs:
+        lo, hi = p["ci95"]
+        lines.append(f"| {p['data']} | {p['artifact']} | {p['method']} | {p['reference']} | {p['score']} | "
+                     f"{p['mean_difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {p['better_on']}/{p['sections']} |")
+    return "\n".join(lines) + "\n"
 
 
 def markdown(rows: list[dict]) -> str:
@@ -105,13 +163,18 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(rows: list[dict], folder) -> None:
+def write_results(rows: list[dict], folder, pairs: list[dict] | None = None) -> None:
+    """results.md, .csv (means) and .json (with each section's scores); comparison.md and .json
+    with ``pairs`` (``compare``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(markdown(rows))
     (folder / "results.json").write_text(json.dumps(rows, indent=1))
-    keys = list(dict.fromkeys(k for r in rows for k in r))
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "per_section"))
     with open(folder / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
+        writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
+    if pairs:
+        (folder / "comparison.md").write_text(compare_markdown(pairs))
+        (folder / "comparison.json").write_text(json.dumps(pairs, indent=1))
