@@ -119,7 +119,6 @@ def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, 
     holds 0 means the sections cannot tell the two apart."""
     out = []
     refs = {(r["data"], r["artifact"]): r for r in rows if r["method"] == reference}
-    rng = np.random.default_rng(seed)
     for r in rows:
         ref = refs.get((r["data"], r["artifact"]))
         if ref is None or r is ref:
@@ -131,6 +130,7 @@ def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, 
             diff = diff[np.isfinite(diff)]
             if diff.size == 0:
                 continue
+            rng = np.random.default_rng(seed)  # per pair: an interval does not depend on the other rows
             boot = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(1)
             better = diff > 0 if key in HIGHER_IS_BETTER else diff < 0
             out.append({"data": r["data"], "artifact": r["artifact"], "method": r["method"], "reference": reference,
