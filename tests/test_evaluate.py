@@ -145,6 +145,8 @@ def test_compare_pairs_sections_and_bounds_the_mean_difference(stack):
     short = [dict(r, per_section=r["per_section"][:2]) if r["method"] == "degraded" else r for r in rows]
     with pytest.raises(ValueError, match="different sections"):
         evaluate.compare(short, reference="linear")
+    with pytest.raises(ValueError, match="per-section scores"):
+        evaluate.compare([{k: v for k, v in r.items() if k != "per_section"} for r in rows], reference="linear")
 
 
 def test_evaluate_command_all_sections_and_comparison(stack, tmp_path):

@@ -123,6 +123,9 @@ def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, 
         ref = refs.get((r["data"], r["artifact"]))
         if ref is None or r is ref:
             continue
+        if "per_section" not in r or "per_section" not in ref:
+            raise ValueError(f"compare: rows need their per-section scores (row['per_section'], as evaluate "
+                             f"returns them); {r['method']} or {reference} has none")
         if [s["index"] for s in r["per_section"]] != [s["index"] for s in ref["per_section"]]:
             raise ValueError(f"compare: {r['method']} and {reference} were scored on different sections")
         for key in keys:
