@@ -63,8 +63,8 @@ def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
     if unknown:
         raise ValueError(f"evaluate: unknown artifacts {sorted(unknown)}; expected some of {list(SIMULATORS)}")
     methods = dict(baselines.METHODS if methods is None else methods)
-    offsets = (0, 1, 2) if all_sections else (0,)
-    zs = sorted(z for o in offsets for z in held_out(len(stack), offset=o))
+    passes = {o: held_out(len(stack), offset=o) for o in ((0, 1, 2) if all_sections else (0,))}
+    zs = sorted(z for p in passes.values() for z in p)
     clean_segs = {z: metrics.segment(stack[z]) for z in zs}
     rows = []
     todo = [(a, m) for a in artifacts for m in methods]
@@ -75,14 +75,14 @@ def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
     degraded_cache = {}
     for artifact, method in todo:
         scores, seconds = [], 0.0
-        for offset in offsets:
+        for offset, pass_zs in passes.items():
             if (artifact, offset) not in degraded_cache:
                 degraded_cache[artifact, offset] = degrade(stack, artifact, seed, offset=offset)
             degraded, masks = degraded_cache[artifact, offset]
             start = time.perf_counter()
             restored = methods[method](degraded, masks)
             seconds += time.perf_counter() - start
-            for z in held_out(len(stack), offset=offset):
+            for z in pass_zs:
                 scores.append(_section_scores(z, restored[z], stack[z], masks[z] > 0, clean_segs[z],
                                               None if labels is None else labels[z]))
         scores.sort(key=lambda sc: sc["index"])
@@ -97,14 +97,13 @@ def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
     return rows
 
 
+# The harness's per-section columns, of those ``metrics.section_scores`` gives.
+SECTION_KEYS = ("psnr", "ssim", "psnr_mask", "ssim_mask", "voi", "arand", "voi_gt", "arand_gt")
+
+
 def _section_scores(z, restored, clean, mask, clean_seg, labels) -> dict:
-    s = {"index": int(z), "psnr": metrics.psnr(restored, clean), "ssim": metrics.ssim(restored, clean),
-         "psnr_mask": metrics.psnr(restored, clean, mask), "ssim_mask": metrics.ssim(restored, clean, mask)}
-    s.update({k: v for k, v in metrics.segmentation_scores(restored, clean_seg).items() if k in ("voi", "arand")})
-    if labels is not None:
-        gt = metrics.segmentation_scores(restored, labels)
-        s.update(voi_gt=gt["voi"], arand_gt=gt["arand"])
-    return s
+    scores = metrics.section_scores(restored, clean, mask, labels, clean_labels=clean_seg)
+    return {"index": int(z), **{k: scores[k] for k in SECTION_KEYS if k in scores}}
 
 
 # Higher is better for these scores, lower for the others (voi, arand).

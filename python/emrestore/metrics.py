@@ -78,13 +78,14 @@ def segmentation_scores(restored, reference_labels) -> dict[str, float]:
     return {"voi_split": float(split), "voi_merge": float(merge), "voi": float(split + merge), "arand": float(are)}
 
 
-def section_scores(restored, clean, mask=None, labels=None) -> dict[str, float]:
-    """PSNR and SSIM whole and masked; VOI and ARAND against the clean section's segmentation and,
-    with ``labels``, against ground-truth labels."""
+def section_scores(restored, clean, mask=None, labels=None, clean_labels=None) -> dict[str, float]:
+    """PSNR and SSIM whole and masked; VOI and ARAND against the clean section's segmentation
+    (``clean_labels`` if already computed: ``segment(clean)``) and, with ``labels``, against
+    ground-truth labels."""
     scores = {"psnr": psnr(restored, clean), "ssim": ssim(restored, clean)}
     if mask is not None:
         scores.update(psnr_mask=psnr(restored, clean, mask), ssim_mask=ssim(restored, clean, mask))
-    seg = segmentation_scores(restored, segment(clean))
+    seg = segmentation_scores(restored, segment(clean) if clean_labels is None else clean_labels)
     scores.update({k: v for k, v in seg.items()})
     if labels is not None:
         scores.update({f"{k}_gt": v for k, v in segmentation_scores(restored, labels).items()})
