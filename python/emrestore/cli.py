@@ -65,18 +65,26 @@ def bench(args: argparse.Namespace) -> int:
 
 
 def _default_beside(out: Path, tag: str, suffix: str | None = None) -> Path:
-    """``out`` with ``tag`` appended to its stem, keeping its suffix unless ``suffix`` is given."""
-    keep = out.suffix if out.suffix.lower() in (".tif", ".tiff", ".npy") else ""
-    return out.with_name(out.name[: len(out.name) - len(keep)] + tag + (keep if suffix is None else suffix))
+    """``out`` with ``tag`` appended to its file's stem, keeping its suffix (and an HDF5 path's
+    dataset) unless ``suffix`` is given."""
+    from .volume import split_path
+
+    file, key = split_path(out)
+    keep = file.suffix if file.suffix.lower() in (".tif", ".tiff", ".npy", ".zarr", ".h5", ".hdf5", ".hdf") else ""
+    named = file.with_name(file.name[: len(file.name) - len(keep)] + tag + (keep if suffix is None else suffix))
+    return Path(f"{named}:{key}") if key and suffix is None else named
 
 
 def _check_outputs(command: str, src: Path, targets: list[Path], overwrite: bool) -> None:
     """Refuses outputs that would replace the input, coincide, or exist (without --overwrite)."""
-    if src.exists() and any(t.resolve() == src.resolve() for t in targets):
+    from .volume import split_path
+
+    src, files = split_path(src)[0], [split_path(t)[0] for t in targets]
+    if src.exists() and any(f.resolve() == src.resolve() for f in files):
         raise SystemExit(f"emrestore {command}: an output would overwrite the input {src}")
-    if len({t.resolve() for t in targets}) != len(targets):
+    if len({f.resolve() for f in files}) != len(files):
         raise SystemExit(f"emrestore {command}: output paths must differ; got {[str(t) for t in targets]}")
-    existing = [str(t) for t in targets if t.exists()]
+    existing = [str(f) for f in files if f.exists()]
     if existing and not overwrite:
         raise SystemExit(f"emrestore {command}: {', '.join(existing)} exist(s); pass --overwrite to replace")
 
@@ -91,7 +99,9 @@ def _write_json(path: Path, data) -> None:
 def _sections(src: Path) -> tuple[list[str] | None, str]:
     """For a folder of sections: their names and the format to write beside them ("tif" unless they
     are PNG); for a stack file: no names, "png"."""
-    if not src.is_dir():
+    from .volume import path_format
+
+    if path_format(src) != "folder" or not src.is_dir():
         return None, "png"
     from . import io
 
@@ -228,12 +238,17 @@ def _section_range(text: str | None) -> slice:
 
 
 def _read_selected(command: str, path, args: argparse.Namespace, thin: bool = True) -> np.ndarray:
-    """The stack at ``path``, cut to --range and (with ``thin``) thinned by --z-step."""
-    from . import io
+    """The stack at ``path``, cut to --range and (with ``thin``) thinned by --z-step; only those
+    sections are read."""
+    from .volume import open_volume
 
     if args.z_step < 1:
         raise SystemExit(f"emrestore {command}: --z-step must be >= 1; got {args.z_step}")
-    return io.read_stack(path)[_section_range(args.range)][:: args.z_step if thin else 1]
+    volume = open_volume(path)
+    picked = range(len(volume))[_section_range(args.range)][:: args.z_step if thin else 1]
+    if len(picked) == 0:
+        return np.empty((0,) + volume.shape[1:], volume.dtype)
+    return volume[picked.start:picked.stop:picked.step]
 
 
 def _add_selection(p: argparse.ArgumentParser, of: str,
@@ -284,14 +299,40 @@ def fit_command(args: argparse.Namespace) -> int:
 PHANTOM_SHAPE = (32, 384, 384)
 
 
+def _triple_arg(text: str, option: str) -> tuple[int, int, int]:
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise SystemExit(f"emrestore restore: {option} expects three integers Z,Y,X; got {text!r}")
+    return values
+
+
+def _part_arg(text: str) -> tuple[int, int]:
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"emrestore restore: --part expects I/N (job I of N, from 0); got {text!r}") from None
+    if not (n >= 1 and 0 <= i < n):
+        raise SystemExit(f"emrestore restore: --part I/N needs 0 <= I < N; got {text!r}")
+    return i, n
+
+
 def restore_command(args: argparse.Namespace) -> int:
     """Finds and restores the missing sections of IN; writes OUT, the masks and a JSON report."""
-    from . import io
+    from . import io, volume
     from .restoration import restore
 
     src, out = Path(args.input), Path(args.output)
     masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
     report_path = Path(args.report) if args.report else _default_beside(out, "_report", ".json")
+    blockwise = args.block is not None or args.halo is not None or args.part is not None
+    if blockwise or volume.is_chunked(out):
+        if not (volume.is_chunked(out) and volume.is_chunked(masks_path)):
+            raise SystemExit("emrestore restore: block-wise restoration (--block, --halo, --part) writes zarr "
+                             f"(OUT.zarr) or HDF5 (OUT.h5) outputs; got {out} and masks {masks_path}")
+        return _restore_blocks(args, src, out, masks_path, report_path)
     _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
     stack = io.read_stack(src)
     names, section_format = _sections(src)
@@ -305,6 +346,29 @@ def restore_command(args: argparse.Namespace) -> int:
     print(f"restore: {sum(r['action'] != 'none' for r in done)} missing section(s) restored of "
           f"{len(stack)}; {len(result.report['left_untouched'])} section(s) with folds or precipitates "
           f"left as they are -> {out}, masks {masks_path}, report {report_path}")
+    return 0
+
+
+def _restore_blocks(args, src: Path, out: Path, masks_path: Path, report_path: Path) -> int:
+    from .blockwise import DEFAULT_BLOCK, DEFAULT_HALO, restore_volume
+
+    if args.part is None:
+        _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
+    block = _triple_arg(args.block, "--block") if args.block else DEFAULT_BLOCK
+    halo = _triple_arg(args.halo, "--halo") if args.halo else DEFAULT_HALO
+    part = _part_arg(args.part) if args.part else None
+    result = restore_volume(src, out, masks=masks_path, report=report_path, block=block, halo=halo, part=part,
+                            model=args.model, tile=args.tile or None, device=args.device, tta=args.tta,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    if part is not None:
+        print(f"restore: part {part[0]}/{part[1]}: {result['restored_now']} block(s) restored now, "
+              f"{result['done']} of {result['blocks']} done in all; when every part has finished, run the same "
+              f"command without --part to move the outputs into place")
+        return 0
+    sections = {r["index"] for r in result["restored"] if r["action"] != "none"}
+    print(f"restore: {len(sections)} section(s) with missing pixels restored of {result['sections']}, in "
+          f"{result['blocks']} block(s); {len({r['index'] for r in result['left_untouched']})} section(s) with "
+          f"folds or precipitates left as they are -> {out}, masks {masks_path}, report {report_path}")
     return 0
 
 
@@ -459,6 +523,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tta", action="store_true", help="average over rotations, mirror images and both orders of "
                    "the neighbours: 16 passes per section, about 0.1-0.2 dB more on real EM")
     p.add_argument("--device", help="torch device (default: cuda if available)")
+    p.add_argument("--block", metavar="Z,Y,X", help="restore block by block, each read with a halo, for volumes "
+                   "larger than memory (default for zarr/HDF5 outputs: 64,2048,2048); OUT must be zarr or HDF5")
+    p.add_argument("--halo", metavar="Z,Y,X", help="sections, rows and columns read around each block "
+                   "(default 10,128,128; grown along z where a run of missing sections needs it)")
+    p.add_argument("--part", metavar="I/N", help="do job I's share of the blocks (every N-th from the I-th, I "
+                   "from 0) so that N jobs share the volume; then run once without --part to finish")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=restore_command)
@@ -472,7 +542,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (FileNotFoundError, ValueError, TypeError) as e:  # bad input: the message, not a traceback
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as e:  # bad input: the message, not a traceback
         raise SystemExit(f"emrestore {args.command}: {e}") from e
 
 

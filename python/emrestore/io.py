@@ -1,4 +1,6 @@
-"""Reading and writing section stacks: multi-page TIFF, folders of PNG/TIFF sections, and .npy.
+"""Reading and writing section stacks: multi-page TIFF, folders of PNG/TIFF sections, .npy, zarr
+and HDF5 (``file.h5:dataset``). These read and write whole stacks in memory; ``emrestore.volume``
+reads blocks of larger ones.
 
 Writes are atomic: the data goes to a temporary file or folder beside the target, which is renamed
 into place only when complete, so a crash never leaves a half-written stack under the final name.
@@ -49,8 +51,12 @@ def section_files(folder: Path) -> list[Path]:
 
 
 def read_stack(path) -> np.ndarray:
-    """Reads a stack [Z, H, W] from a multi-page TIFF, a folder of PNG/TIFF sections, or a .npy
-    file. A single 2-D image is a stack of one section."""
+    """Reads a stack [Z, H, W] from a multi-page TIFF, a folder of PNG/TIFF sections, a .npy file,
+    a zarr array or an HDF5 dataset. A single 2-D image is a stack of one section."""
+    from . import volume
+
+    if volume.is_chunked(path):
+        return volume.open_volume(path)[:]
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such stack: {path}")
@@ -83,7 +89,7 @@ def read_stack(path) -> np.ndarray:
             raise ValueError(f"cannot read .npy stack {path}: {err}") from err
     else:
         raise ValueError(f"unsupported stack format {path.suffix!r} ({path}); expected a multi-page "
-                         f"TIFF, a .npy file or a folder of PNG/TIFF sections")
+                         f"TIFF, a .npy file, zarr, HDF5 or a folder of PNG/TIFF sections")
     if stack.size == 0:
         raise ValueError(f"cannot read stack {path}: it holds no image data (shape {stack.shape})")
     if stack.ndim == 2:
@@ -102,13 +108,34 @@ def _umask() -> int:
 def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_format: str = "png",
                 names: list[str] | None = None) -> Path:
     """Writes a stack [Z, H, W] atomically: a .tif/.tiff path gets a multi-page TIFF, .npy a numpy
-    file, any other path a folder of sections named ``names`` (file stems, e.g. the input's) or
-    ``0000`` ``0001`` ... with ``section_format`` "png" or "tif". Refuses to replace an existing
-    target unless ``overwrite``."""
-    path = Path(path)
+    file, .zarr a zarr array, .h5[:NAME] an HDF5 dataset, any other path a folder of sections named
+    ``names`` (file stems, e.g. the input's) or ``0000`` ``0001`` ... with ``section_format`` "png"
+    or "tif". Refuses to replace an existing target unless ``overwrite``."""
+    from . import volume
+
     stack = np.asarray(stack)
     if stack.ndim != 3:
         raise ValueError(f"expected a stack [Z, H, W] to write; got shape {stack.shape}")
+    if volume.is_chunked(path):
+        file = volume.split_path(path)[0]
+        if file.exists() and not overwrite:
+            raise FileExistsError(f"{file} exists; pass overwrite=True (--overwrite) to replace it")
+        file.parent.mkdir(parents=True, exist_ok=True)
+        staged = volume.staging_path(path)
+        volume.remove(staged)
+        try:
+            out = volume.ChunkedOutput(staged, stack.shape, stack.dtype, (1,) + stack.shape[1:])
+            try:
+                out.write((0, 0, 0), stack)
+            finally:
+                out.close()
+            volume.remove(path)
+            os.replace(volume.split_path(staged)[0], file)
+        except BaseException:
+            volume.remove(staged)
+            raise
+        return file
+    path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -167,6 +194,7 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
 
 
 def stack_format(path) -> str:
-    """"tif", "npy" or "folder", as ``write_stack`` would write ``path``."""
-    suffix = Path(path).suffix.lower()
-    return "npy" if suffix == ".npy" else "tif" if suffix in TIFF_SUFFIXES else "folder"
+    """"tif", "npy", "zarr", "hdf5" or "folder", as ``write_stack`` would write ``path``."""
+    from .volume import path_format
+
+    return path_format(path)
