@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import zarr
 
-from emrestore import cli, metrics, restore
-from emrestore.blockwise import blocks_folder, restore_volume
+from emrestore import cli, metrics, restore, restore_volume
+from emrestore.blockwise import _needed_window, blocks_folder, output_chunks
 from emrestore.models import InterpolationConfig, SepConvInterpolator
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms
@@ -56,8 +56,27 @@ def test_blocks_along_z_give_the_whole_stack_result(tmp_path, volume, model, who
     # Grown from [3, 9) over the search for the sections beyond 4 and 7 (1 to 10), plus the halo.
     assert report["windows"]["z4_y0_x0"][:2] == [0, 12]
     assert json.loads((tmp_path / "out_report.json").read_text()) == json.loads(json.dumps(report))
+    assert zarr.open_array(tmp_path / "out.zarr", mode="r").chunks == (4, 320, 320)
     assert not blocks_folder(tmp_path / "out_report.json").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "out.zarr", "out_masks.zarr", "out_report.json"]
+
+
+def test_a_window_grows_until_each_missing_section_has_its_sources():
+    inside = [{"index": 5, "action": "interpolated", "sources": [4, 7]}]
+    assert _needed_window(inside, 3, 9, 12, outer_flow=False) == (3, 9)
+    assert _needed_window(inside, 3, 9, 12, outer_flow=True) == (1, 11)  # the sections beyond, 3 away
+    copied_up = [{"index": 5, "action": "copied", "sources": [4]}]  # nothing intact above in [3, 7)
+    assert _needed_window(copied_up, 3, 7, 12, outer_flow=True) == (3, 8)
+    assert _needed_window(copied_up, 3, 12, 12, outer_flow=True) == (3, 12)  # the volume's end: as in memory
+    nothing = [{"index": 5, "action": "none"}]
+    assert _needed_window(nothing, 3, 7, 12, outer_flow=True) == (2, 8)
+    assert _needed_window(nothing, 0, 12, 12, outer_flow=True) == (0, 12)
+
+
+def test_output_chunks_tile_the_blocks():
+    assert output_chunks((64, 2048, 2048), (5000, 40000, 40000)) == (8, 512, 512)
+    assert output_chunks((6, 320, 200), (12, 320, 320)) == (6, 320, 200)
+    assert output_chunks((7, 600, 100), (3, 600, 90)) == (3, 300, 90)  # a volume smaller than the block
 
 
 def test_tiles_along_y_and_x_restore_the_same_sections(tmp_path, volume, whole):

@@ -13,7 +13,7 @@ except PackageNotFoundError:  # running from a source tree without installation
 
 from . import ops  # noqa: E402  (loads the compiled operators, or selects the fallback)
 
-__all__ = ["fit", "ops", "restore", "__version__"]
+__all__ = ["fit", "ops", "restore", "restore_volume", "__version__"]
 
 
 def __getattr__(name):
@@ -26,4 +26,8 @@ def __getattr__(name):
         from .restoration import restore
 
         return restore
+    if name == "restore_volume":
+        from .blockwise import restore_volume
+
+        return restore_volume
     raise AttributeError(f"module 'emrestore' has no attribute {name!r}")

@@ -2,7 +2,7 @@
 
 The volume is cut into blocks (sections x rows x columns). Each block is read with a halo, detected
 and restored in memory like a small stack, and only its core is written to a chunked output (zarr
-or HDF5) whose chunks are the blocks, so no two blocks write the same chunk. A block's halo grows
+or HDF5) whose chunks tile the blocks, so no two blocks write the same chunk. A block's halo grows
 along z until every missing section of its core has the same sources it would have in the whole
 volume: the nearest intact sections on either side and, for a flow-guided model, the sections
 beyond them. Along y and x the halo gives the optical flow and the network their context.
@@ -46,6 +46,19 @@ def blocks_folder(report) -> Path:
     return report.with_name(f".{report.name}.blocks")
 
 
+CHUNK_LIMIT = (8, 512, 512)  # at most 2 MiB of uint8 per chunk: blocks are far larger than codecs like
+
+
+def output_chunks(block, shape) -> tuple[int, int, int]:
+    """The outputs' chunks: along each axis the largest divisor of the block's side up to
+    ``CHUNK_LIMIT``, so that chunks tile every block and no two blocks share one."""
+    chunks = []
+    for b, n, limit in zip(block, shape, CHUNK_LIMIT):
+        b = min(b, n)
+        chunks.append(max(d for d in range(1, min(b, limit) + 1) if b % d == 0))
+    return tuple(chunks)
+
+
 def _grid(shape, block):
     starts = [range(0, n, b) for n, b in zip(shape, block)]
     return [tuple(s) for s in product(*starts)]
@@ -64,13 +77,14 @@ def _needed_window(records, lo, hi, z_count, outer_flow: bool) -> tuple[int, int
             below, above = r["sources"]
             reach = (above - below) if outer_flow else 0  # the sections beyond are searched this far
             need_lo, need_hi = min(need_lo, below - reach), max(need_hi, above + reach + 1)
-        elif r["action"] == "copied":  # the other side had no intact section inside the window
-            if r["sources"][0] < z:
-                need_hi = z_count if hi < z_count else need_hi
-            else:
-                need_lo = 0 if lo > 0 else need_lo
-        else:  # nothing intact inside the window at all
-            need_lo, need_hi = (0 if lo > 0 else lo), (z_count if hi < z_count else hi)
+        else:  # copied: one side had no intact section inside the window; none: neither had
+            lacks_above = r["action"] == "none" or r["sources"][0] < z
+            lacks_below = r["action"] == "none" or r["sources"][0] > z
+            # One step further (the caller adds the halo), unless the volume ends there.
+            if lacks_above and hi < z_count:
+                need_hi = max(need_hi, hi + 1)
+            if lacks_below and lo > 0:
+                need_lo = min(need_lo, lo - 1)
     return max(0, need_lo), min(z_count, need_hi)
 
 
@@ -110,7 +124,8 @@ def _restore_block(volume, origin, block, halo, model, restore_kw):
     record = {"block": _block_id(origin), "origin": [z0, y0, x0], "end": [z1, y1, x1],
               "window": [lo, hi, ylo, yhi, xlo, xhi], "restored": core, "left_untouched": untouched,
               "detection": detection}
-    return result.stack[cut], result.masks[cut], record
+    # Copies: the window's arrays are freed here, before the next block reads its own.
+    return result.stack[cut].copy(), result.masks[cut].copy(), record
 
 
 def _fingerprint(model) -> str:
@@ -201,7 +216,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
         records_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_file, run)
 
-    chunks = tuple(min(b, n) for b, n in zip(block, volume.shape))
+    chunks = output_chunks(block, volume.shape)
     writers = [ChunkedOutput(staged[0], volume.shape, volume.dtype, chunks),
                ChunkedOutput(staged[1], volume.shape, np.uint8, chunks)]
     grid = _grid(volume.shape, block)
@@ -220,6 +235,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
             writers[0].write(origin, stack)
             writers[1].write(origin, block_masks)
             _write_json(records_dir / f"{record['block']}.json", record)  # only after its data
+            del stack, block_masks
     finally:
         for w in writers:
             w.close()

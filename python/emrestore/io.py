@@ -124,7 +124,8 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
         staged = volume.staging_path(path)
         volume.remove(staged)
         try:
-            out = volume.ChunkedOutput(staged, stack.shape, stack.dtype, (1,) + stack.shape[1:])
+            chunks = (1,) + tuple(min(n, 1024) for n in stack.shape[1:])
+            out = volume.ChunkedOutput(staged, stack.shape, stack.dtype, chunks)
             try:
                 out.write((0, 0, 0), stack)
             finally:

@@ -53,10 +53,11 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         masks, sections = found.masks, found.sections
     elif masks.shape != volume.shape or masks.dtype != np.uint8:
         raise ValueError(f"restore: masks must be uint8 {volume.shape}; got {masks.dtype} {masks.shape}")
-    missing = (masks & BITS["ms"]) > 0
-    whole = missing.reshape(len(missing), -1).all(1)
+    # Section by section: a boolean copy of the whole mask stack would cost a stack's worth of memory.
+    missing_count = np.array([np.count_nonzero(m & BITS["ms"]) for m in masks])
+    whole = missing_count == volume.shape[1] * volume.shape[2]
     # The network reads whole neighbours: a section with any missing pixels is never a source.
-    bad = missing.reshape(len(missing), -1).any(1)
+    bad = missing_count > 0
     out = volume.copy()
     records = []
     todo = np.flatnonzero(bad)
@@ -67,7 +68,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         iterator = tqdm(todo, desc="restore", unit="section")
     for z in iterator:
         below, above = clean_neighbours(bad, z)
-        region = missing[z]
+        region = (masks[z] & BITS["ms"]) > 0
         record = {"index": int(z), "artifact": "ms", "kind": "whole" if whole[z] else "partial",
                   "fraction": round(float(region.mean()), 4)}
         if below is not None and above is not None:
