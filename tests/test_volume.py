@@ -6,7 +6,7 @@ import pytest
 import tifffile
 import zarr
 
-from emrestore import io
+from emrestore import io, restore_volume
 from emrestore.volume import ChunkedOutput, open_volume, split_path
 
 
@@ -59,9 +59,11 @@ def test_volume_errors_name_what_was_expected(tmp_path, stack):
     zarr.open_array(tmp_path / "4d.zarr", mode="w", shape=(2, 2, 8, 8), dtype="uint8")
     with pytest.raises(ValueError, match=r"expected a grayscale stack \[Z, H, W\].*\(2, 2, 8, 8\)"):
         open_volume(tmp_path / "4d.zarr")
-    zarr.open_array(tmp_path / "int.zarr", mode="w", shape=(2, 8, 8), dtype="int32")
-    with pytest.raises(TypeError, match="uint8, uint16, float32 or float64; got int32"):
-        open_volume(tmp_path / "int.zarr")
+    zarr.open_array(tmp_path / "labels.zarr", mode="w", shape=(3, 8, 8), dtype="uint64")
+    assert open_volume(tmp_path / "labels.zarr").dtype == np.uint64  # label volumes read as they are...
+    with pytest.raises(TypeError, match="uint8, uint16, float32 or float64 sections in .*got uint64"):
+        restore_volume(tmp_path / "labels.zarr", tmp_path / "out.zarr")  # ...but are no images to restore
+    assert not (tmp_path / "out.zarr").exists()
     (tmp_path / "a.zarr" / "zarr.json").write_text("{ damaged")
     with pytest.raises(ValueError, match="cannot read zarr stack"):
         open_volume(tmp_path / "a.zarr")

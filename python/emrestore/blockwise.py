@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .volume import ChunkedOutput, open_volume, path_format, remove, split_path, staging_path
+from .volume import DTYPES, ChunkedOutput, open_volume, path_format, remove, split_path, staging_path
 
 DEFAULT_BLOCK = (64, 2048, 2048)
 # z: the sources of runs of up to three missing sections and the sections beyond them, with room
@@ -179,6 +179,8 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     if part is not None and "hdf5" in (path_format(out), path_format(masks)):
         raise ValueError("parts (several jobs writing at once) need zarr outputs: HDF5 files take one writer")
     volume = open_volume(src)
+    if volume.dtype not in DTYPES:
+        raise TypeError(f"restore: expected uint8, uint16, float32 or float64 sections in {src}; got {volume.dtype}")
     z_count = volume.shape[0]
     if z_count < 3:
         raise ValueError(f"restore: need at least 3 sections to interpolate from neighbours; got {z_count}")

@@ -17,7 +17,7 @@ import numpy as np
 ZARR_SUFFIX = ".zarr"
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 HDF5_DEFAULT_DATASET = "data"
-DTYPES = (np.uint8, np.uint16, np.float32, np.float64)
+DTYPES = (np.uint8, np.uint16, np.float32, np.float64)  # of images; label volumes may hold any integers
 
 
 def split_path(path) -> tuple[Path, str | None]:
@@ -66,8 +66,6 @@ class Volume:
             raise ValueError(f"expected a grayscale stack [Z, H, W] in {source}; got shape {self.shape}")
         if 0 in self.shape:
             raise ValueError(f"cannot read stack {source}: it holds no image data (shape {self.shape})")
-        if self.dtype not in DTYPES:
-            raise TypeError(f"{source}: expected uint8, uint16, float32 or float64; got {self.dtype}")
 
     ndim = 3
 
