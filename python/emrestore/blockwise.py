@@ -25,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .volume import DTYPES, ChunkedOutput, open_volume, path_format, remove, split_path, staging_path
+from .io import check_outputs, write_json
+from .volume import DTYPES, ChunkedOutput, beside, open_volume, path_format, remove, split_path, staging_path
 
 DEFAULT_BLOCK = (64, 2048, 2048)
 # z: the sources of runs of up to three missing sections and the sections beyond them, with room
@@ -137,12 +138,6 @@ def _fingerprint(model) -> str:
     return digest.hexdigest()
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, halo=DEFAULT_HALO,
                    part: tuple[int, int] | None = None, model=None, tile: int | None = 512, device=None,
                    tta: bool = False, detect_options: dict | None = None, overwrite: bool = False,
@@ -167,11 +162,8 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
         if not (n >= 1 and 0 <= i < n):
             raise ValueError(f"part must be (i, n) with 0 <= i < n; got {part}")
     out = str(out)
-    masks = str(masks) if masks is not None else beside(out, "_masks")
-    if report is None:
-        file = split_path(out)[0]
-        report = file.with_name(file.stem + "_report.json")
-    report = Path(report)
+    masks = str(masks if masks is not None else beside(out, "_masks"))
+    report = Path(report if report is not None else beside(out, "_report", ".json"))
     for path in (out, masks):
         if path_format(path) not in ("zarr", "hdf5") or (path_format(path) == "zarr"
                                                           and not split_path(path)[0].name.lower().endswith(".zarr")):
@@ -184,15 +176,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     z_count = volume.shape[0]
     if z_count < 3:
         raise ValueError(f"restore: need at least 3 sections to interpolate from neighbours; got {z_count}")
-    finals = [split_path(p)[0] for p in (out, masks)] + [report]
-    src_file = split_path(src)[0].resolve()
-    if any(f.resolve() == src_file for f in finals):
-        raise ValueError(f"an output would overwrite the input {src}")
-    if len({f.resolve() for f in finals}) != len(finals):
-        raise ValueError(f"output paths must differ; got {[str(f) for f in finals]}")
-    existing = [str(f) for f in finals if f.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); pass overwrite=True (--overwrite) to replace")
+    check_outputs(src, [out, masks, report], overwrite)
 
     model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
     device = pick_device(device)
@@ -216,7 +200,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
         for path in staged:
             remove(path)
         records_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_file, run)
+        write_json(run_file, run)
 
     chunks = output_chunks(block, volume.shape)
     writers = [ChunkedOutput(staged[0], volume.shape, volume.dtype, chunks),
@@ -236,7 +220,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
             stack, block_masks, record = _restore_block(volume, origin, block, halo, model, restore_kw)
             writers[0].write(origin, stack)
             writers[1].write(origin, block_masks)
-            _write_json(records_dir / f"{record['block']}.json", record)  # only after its data
+            write_json(records_dir / f"{record['block']}.json", record)  # only after its data
             del stack, block_masks
     finally:
         for w in writers:
@@ -257,13 +241,6 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     for final, stage in zip((out, masks), staged):
         remove(final)
         os.replace(split_path(stage)[0], split_path(final)[0])
-    _write_json(report, result)
+    write_json(report, result)
     shutil.rmtree(records_dir)
     return result
-
-
-def beside(path, tag: str) -> str:
-    """``path`` with ``tag`` appended to its file's stem, keeping suffix and dataset name."""
-    file, key = split_path(path)
-    named = file.with_name(file.stem + tag + file.suffix)
-    return f"{named}:{key}" if key else str(named)

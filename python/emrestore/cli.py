@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from .volume import beside
+
 
 def _median_seconds(fn, repeats: int) -> float:
     fn()  # warm-up
@@ -64,38 +66,6 @@ def bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_beside(out: Path, tag: str, suffix: str | None = None) -> Path:
-    """``out`` with ``tag`` appended to its file's stem, keeping its suffix (and an HDF5 path's
-    dataset) unless ``suffix`` is given."""
-    from .volume import split_path
-
-    file, key = split_path(out)
-    keep = file.suffix if file.suffix.lower() in (".tif", ".tiff", ".npy", ".zarr", ".h5", ".hdf5", ".hdf") else ""
-    named = file.with_name(file.name[: len(file.name) - len(keep)] + tag + (keep if suffix is None else suffix))
-    return Path(f"{named}:{key}") if key and suffix is None else named
-
-
-def _check_outputs(command: str, src: Path, targets: list[Path], overwrite: bool) -> None:
-    """Refuses outputs that would replace the input, coincide, or exist (without --overwrite)."""
-    from .volume import split_path
-
-    src, files = split_path(src)[0], [split_path(t)[0] for t in targets]
-    if src.exists() and any(f.resolve() == src.resolve() for f in files):
-        raise SystemExit(f"emrestore {command}: an output would overwrite the input {src}")
-    if len({f.resolve() for f in files}) != len(files):
-        raise SystemExit(f"emrestore {command}: output paths must differ; got {[str(t) for t in targets]}")
-    existing = [str(f) for f in files if f.exists()]
-    if existing and not overwrite:
-        raise SystemExit(f"emrestore {command}: {', '.join(existing)} exist(s); pass --overwrite to replace")
-
-
-def _write_json(path: Path, data) -> None:
-    """Writes JSON atomically (a temporary file beside it, renamed into place)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
 def _sections(src: Path) -> tuple[list[str] | None, str]:
     """For a folder of sections: their names and the format to write beside them ("tif" unless they
     are PNG); for a stack file: no names, "png"."""
@@ -117,10 +87,10 @@ def simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_stack
 
     src, out = Path(args.input), Path(args.output)
-    masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
-    manifest_path = Path(args.manifest) if args.manifest else _default_beside(out, "", ".json")
+    masks_path = Path(args.masks) if args.masks else beside(out, "_masks")
+    manifest_path = Path(args.manifest) if args.manifest else beside(out, "", ".json")
     targets = [out, masks_path, manifest_path] + ([Path(args.flows)] if args.flows else [])
-    _check_outputs("simulate", src, targets, args.overwrite)
+    io.check_outputs(src, targets, args.overwrite)
     for name in ("ms", "sff", "sp"):
         if not 0 <= getattr(args, name) <= 1:
             raise SystemExit(f"emrestore simulate: --{name} is a per-section rate in [0, 1]; got {getattr(args, name)}")
@@ -142,7 +112,7 @@ def simulate(args: argparse.Namespace) -> int:
     manifest = dict(result.manifest, input=str(src), output=str(out), masks=str(masks_path))
     if names is not None:
         manifest["section_names"] = names
-    _write_json(manifest_path, manifest)
+    io.write_json(manifest_path, manifest)
     counts = ", ".join(f"{k} {v}" for k, v in result.manifest["counts"].items())
     print(f"{len(volume)} sections, degraded: {counts} -> {out}, masks {masks_path}, manifest {manifest_path}")
     return 0
@@ -156,7 +126,7 @@ def detect(args: argparse.Namespace) -> int:
 
     src, masks_path = Path(args.input), Path(args.output)
     report_path = Path(args.report) if args.report else None
-    _check_outputs("detect", src, [masks_path] + ([report_path] if report_path else []), args.overwrite)
+    io.check_outputs(src, [masks_path] + ([report_path] if report_path else []), args.overwrite)
     volume = io.read_stack(src)
     names, section_format = _sections(src)
     result = detect_stack(
@@ -175,7 +145,7 @@ def detect(args: argparse.Namespace) -> int:
         if names is not None:
             for s, name in zip(report["sections"], names):
                 s["name"] = name
-        _write_json(report_path, report)
+        io.write_json(report_path, report)
     print(f"{len(volume)} sections: " + ", ".join(f"{k} {v}" for k, v in counts.items()) + f" -> masks {masks_path}"
           + (f", report {report_path}" if report_path else ""))
     return 0
@@ -325,15 +295,15 @@ def restore_command(args: argparse.Namespace) -> int:
     from .restoration import restore
 
     src, out = Path(args.input), Path(args.output)
-    masks_path = Path(args.masks) if args.masks else _default_beside(out, "_masks")
-    report_path = Path(args.report) if args.report else _default_beside(out, "_report", ".json")
+    masks_path = Path(args.masks) if args.masks else beside(out, "_masks")
+    report_path = Path(args.report) if args.report else beside(out, "_report", ".json")
     blockwise = args.block is not None or args.halo is not None or args.part is not None
     if blockwise or volume.is_chunked(out):
         if not (volume.is_chunked(out) and volume.is_chunked(masks_path)):
             raise SystemExit("emrestore restore: block-wise restoration (--block, --halo, --part) writes zarr "
                              f"(OUT.zarr) or HDF5 (OUT.h5) outputs; got {out} and masks {masks_path}")
         return _restore_blocks(args, src, out, masks_path, report_path)
-    _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
+    io.check_outputs(src, [out, masks_path, report_path], args.overwrite)
     stack = io.read_stack(src)
     names, section_format = _sections(src)
     result = restore(stack, model=args.model, tile=args.tile or None, device=args.device, tta=args.tta,
@@ -341,7 +311,7 @@ def restore_command(args: argparse.Namespace) -> int:
     kw = {"overwrite": args.overwrite, "names": names}
     io.write_stack(out, result.stack, section_format="tif" if stack.dtype.kind == "f" else section_format, **kw)
     io.write_stack(masks_path, result.masks, section_format=section_format, **kw)
-    _write_json(report_path, result.report)
+    io.write_json(report_path, result.report)
     done = result.report["restored"]
     print(f"restore: {sum(r['action'] != 'none' for r in done)} missing section(s) restored of "
           f"{len(stack)}; {len(result.report['left_untouched'])} section(s) with folds or precipitates "
@@ -352,8 +322,6 @@ def restore_command(args: argparse.Namespace) -> int:
 def _restore_blocks(args, src: Path, out: Path, masks_path: Path, report_path: Path) -> int:
     from .blockwise import DEFAULT_BLOCK, DEFAULT_HALO, restore_volume
 
-    if args.part is None:
-        _check_outputs("restore", src, [out, masks_path, report_path], args.overwrite)
     block = _triple_arg(args.block, "--block") if args.block else DEFAULT_BLOCK
     halo = _triple_arg(args.halo, "--halo") if args.halo else DEFAULT_HALO
     part = _part_arg(args.part) if args.part else None

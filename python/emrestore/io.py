@@ -8,6 +8,7 @@ into place only when complete, so a crash never leaves a half-written stack unde
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -192,6 +193,29 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def check_outputs(src, targets, overwrite: bool) -> None:
+    """Refuses outputs (any stack path, or a report) that would replace the input ``src``, that
+    coincide, or that exist unless ``overwrite``."""
+    from .volume import split_path
+
+    src, files = split_path(src)[0], [split_path(t)[0] for t in targets]
+    if src.exists() and any(f.resolve() == src.resolve() for f in files):
+        raise ValueError(f"an output would overwrite the input {src}")
+    if len({f.resolve() for f in files}) != len(files):
+        raise ValueError(f"output paths must differ; got {[str(t) for t in targets]}")
+    existing = [str(f) for f in files if f.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace")
+
+
+def write_json(path, data) -> None:
+    """Writes JSON atomically (a temporary file beside it, renamed into place)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
 
 
 def stack_format(path) -> str:

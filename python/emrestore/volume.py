@@ -47,6 +47,15 @@ def path_format(path) -> str:
     return "folder"
 
 
+def beside(path, tag: str, suffix: str | None = None) -> Path:
+    """``path`` with ``tag`` appended to its file's stem, keeping its suffix (and an HDF5 path's
+    dataset) unless ``suffix`` is given: ``out.zarr`` -> ``out_masks.zarr``, ``out_report.json``."""
+    file, key = split_path(path)
+    keep = file.suffix if file.suffix.lower() in (".tif", ".tiff", ".npy", ZARR_SUFFIX) + HDF5_SUFFIXES else ""
+    named = file.with_name(file.name[: len(file.name) - len(keep)] + tag + (keep if suffix is None else suffix))
+    return Path(f"{named}:{key}") if key and suffix is None else named
+
+
 def is_chunked(path) -> bool:
     """Whether ``path`` names a format written block by block (zarr, HDF5)."""
     return path_format(path) in ("zarr", "hdf5")
