@@ -105,6 +105,8 @@ def test_parts_share_the_blocks_and_a_last_run_moves_the_outputs_into_place(tmp_
     assert again["restored_now"] == 0
     with pytest.raises(ValueError, match="another run|other arguments"):
         restore_volume(src, tmp_path / "out.zarr", **{**kw, "halo": (5, 0, 0)})
+    with pytest.raises(ValueError, match="other arguments"):  # another share of the neighbours' detail
+        restore_volume(src, tmp_path / "out.zarr", **{**kw, "detail": 0.0})
     report = restore_volume(src, tmp_path / "out.zarr", **kw)  # part 1/2's block, then into place
     np.testing.assert_array_equal(open_volume(tmp_path / "out.zarr")[:], whole.stack)
     assert report["blocks"] == 3 and sorted({r["index"] for r in report["restored"]}) == [2, 5, 6, 9]

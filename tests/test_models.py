@@ -66,7 +66,7 @@ def test_untrained_flow_guided_model_equals_the_flow_baseline():
                                                     flow_views=1)).eval()
     masks = np.zeros(stack.shape, np.uint8)
     masks[1] = 1
-    out = interpolate(model, stack[0], stack[2], 0.5, tile=None)
+    out = interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=0.0)  # the blend, no detail put back
     np.testing.assert_allclose(out * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
 
 
@@ -74,9 +74,11 @@ def test_prealigned_neighbours_skip_the_flow():
     stack = _moving_texture().astype(np.float32) / 255
     model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
     before, after = align_pair(stack[0], stack[2], 0.4, views=model.config.flow_views)
-    expected = interpolate(model, stack[0], stack[2], 0.4, tile=None)
-    np.testing.assert_allclose(interpolate(model, before, after, 0.4, tile=None, aligned=True), expected, atol=1e-6)
-    assert np.abs(interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True) - expected).max() > 0.01
+    # detail=0: the detail's source would be the given pair, not the pair aligned by its own flow
+    expected = interpolate(model, stack[0], stack[2], 0.4, tile=None, detail=0.0)
+    np.testing.assert_allclose(interpolate(model, before, after, 0.4, tile=None, aligned=True, detail=0.0), expected,
+                               atol=1e-6)
+    assert np.abs(interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True, detail=0.0) - expected).max() > 0.01
 
 
 def test_sampler_aligns_the_outer_sections_to_the_middle():
@@ -120,7 +122,8 @@ def test_sampler_aligns_with_the_outer_sections():
 def test_interpolate_uses_the_outer_sections_only_where_the_model_asks():
     stack = _moving_five().astype(np.float32) / 255
     outer_a, a, mid, b, outer_b = stack
-    config = dict(kernel_size=5, widths=(8, 16), head_width=8, align="flow")
+    # detail=0: with it, the aligned pair given would also be the detail's source
+    config = dict(kernel_size=5, widths=(8, 16), head_width=8, align="flow", detail=0.0)
     model = _random_model(InterpolationConfig(**config))
     kwargs = dict(tile=None, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
     with_outer = interpolate(model, a, b, 0.5, **kwargs)
@@ -163,8 +166,9 @@ def test_flow_guided_models_align_with_their_flow_views():
     for views in (1, 8):
         model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), flow_views=views))
         wa, wb = align_pair(a, b, 0.5, views=views)
-        outs.append(interpolate(model, a, b, 0.5, tile=None))
-        np.testing.assert_allclose(outs[-1], interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6)
+        outs.append(interpolate(model, a, b, 0.5, tile=None, detail=0.0))
+        np.testing.assert_allclose(outs[-1], interpolate(model, wa, wb, 0.5, tile=None, aligned=True, detail=0.0),
+                                   atol=1e-6)
     assert np.abs(outs[0] - outs[1]).max() > 1e-3  # the averaged flow is another flow
 
 
@@ -358,7 +362,7 @@ def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
     config = dataclasses.replace(TINY, flow_views=TRAIN_FLOW_VIEWS)
     result = fit(stack, tmp_path / "m", minutes=None, iterations=250, config=config, batch_size=4, crop=64,
                  lr=3e-3, detect=False, val_fraction=0, max_gap=1, augment=False, progress=False, loss="mse")
-    out = interpolate(result.model, stack[0], stack[2], 0.5)
+    out = interpolate(result.model, stack[0], stack[2], 0.5, detail=0.0)  # the network's own output
     blend = (stack[0].astype(np.float32) + stack[2]) / 2
     fitted, baseline = metrics.psnr(out, stack[1] / 255.0), metrics.psnr(blend / 255.0, stack[1] / 255.0)
     assert fitted > baseline + 2.5, (fitted, baseline)

@@ -76,8 +76,30 @@ def test_restore_with_test_time_augmentation(clean, tmp_path):
     assert np.array_equal(tta.stack[untouched], degraded[untouched])
     assert not np.array_equal(tta.stack[4], plain.stack[4])  # 16 predictions averaged, not one
     assert metrics.psnr(tta.stack[4], clean[4]) > metrics.psnr(degraded[4], clean[4]) + 3
-    with pytest.raises(SystemExit, match="--tta goes with --model"):
+    with pytest.raises(SystemExit, match="--tta and --detail go with --model"):
         cli.main(["evaluate", str(tmp_path / "none.tif"), "--tta", "-o", str(tmp_path / "r")])
+
+
+def test_restore_puts_back_the_share_of_detail_asked_for(clean, tmp_path, capsys):
+    from emrestore.models import SepConvInterpolator, interpolate
+
+    degraded, masks = _degrade(clean, {4: "blank"})
+    model = SepConvInterpolator(TINY).eval()
+    default = restore(degraded, model=model, masks=masks, tile=None)
+    none = restore(degraded, model=model, masks=masks, tile=None, detail=0.0)
+    assert default.report["detail"] == TINY.detail > 0 and none.report["detail"] == 0.0
+    assert not np.array_equal(default.stack[4], none.stack[4])
+    expected = interpolate(model, degraded[3], degraded[5], 0.5, tile=None, outer=(degraded[2], degraded[6]),
+                           outer_gaps=(0.5, 0.5), detail=0.0)
+    np.testing.assert_array_equal(none.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"detail must lie in \[0, 1\]; got 1.5"):
+        restore(degraded, model=model, masks=masks, detail=1.5)
+    shipped = restore(degraded, masks=masks, tile=None)  # plain SepConv: its neighbours are not aligned
+    assert shipped.report["detail"] == 0.0
+    with pytest.raises(SystemExit):
+        cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--detail", "2"])
+    assert "--detail: expected a number in [0, 1]; got 2" in capsys.readouterr().err
+    assert not (tmp_path / "out.tif").exists()
 
 
 def test_restore_at_the_ends_copies_the_one_neighbour(clean):

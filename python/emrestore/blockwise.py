@@ -140,8 +140,8 @@ def _fingerprint(model) -> str:
 
 def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, halo=DEFAULT_HALO,
                    part: tuple[int, int] | None = None, model=None, tile: int | None = 512, device=None,
-                   tta: bool = False, detect_options: dict | None = None, overwrite: bool = False,
-                   progress: bool = False) -> dict:
+                   tta: bool = False, detail: float | None = None, detect_options: dict | None = None,
+                   overwrite: bool = False, progress: bool = False) -> dict:
     """Restores the missing sections of the stack at ``src`` block by block into ``out`` (zarr
     ``OUT.zarr`` or HDF5 ``OUT.h5[:NAME]``), with the masks in ``masks`` (default ``OUT_masks``, same
     format) and the JSON report in ``report`` (default ``OUT_report.json``). ``src`` may be any
@@ -149,8 +149,9 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
 
     ``block`` and ``halo``: (sections, rows, columns). ``part=(i, n)``: this job's share of the
     blocks (every n-th from the i-th); it leaves the outputs under their staging names, and a
-    final run without ``part`` does what is left and moves them into place. Returns the report,
-    or with ``part`` a summary of the blocks done.
+    final run without ``part`` does what is left and moves them into place. ``model``, ``tile``,
+    ``device``, ``tta``, ``detail`` and ``detect_options`` as ``emrestore.restore`` takes them.
+    Returns the report, or with ``part`` a summary of the blocks done.
     """
     from .models import SepConvInterpolator, load_model, pick_device
 
@@ -180,9 +181,10 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
 
     model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
     device = pick_device(device)
+    detail = model.config.detail if detail is None else float(detail)
     run = {"source": str(src), "shape": list(volume.shape), "dtype": str(volume.dtype), "block": list(block),
            "halo": list(halo), "model": getattr(model, "source", None), "weights": _fingerprint(model),
-           "tta": bool(tta), "tile": tile,
+           "tta": bool(tta), "detail": detail, "tile": tile,
            "detect_options": detect_options or {}}
     records_dir = blocks_folder(report)
     staged = [staging_path(out), staging_path(masks)]
@@ -208,7 +210,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     grid = _grid(volume.shape, block)
     mine = [o for k, o in enumerate(grid) if part is None or k % part[1] == part[0]]
     todo = [o for o in mine if not (records_dir / f"{_block_id(o)}.json").exists()]
-    restore_kw = {"tile": tile, "device": device, "tta": tta, "detect_options": detect_options}
+    restore_kw = {"tile": tile, "device": device, "tta": tta, "detail": detail, "detect_options": detect_options}
     model = model.to(device).eval()
     iterator = todo
     if progress:

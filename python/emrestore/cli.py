@@ -158,12 +158,12 @@ def evaluate_command(args: argparse.Namespace) -> int:
     artifacts = [a for a in args.artifacts.split(",") if a]
     methods = [m for m in args.methods.split(",") if m]
     available = dict(baselines.METHODS)
-    if args.tta and not args.model:
-        raise SystemExit("emrestore evaluate: --tta goes with --model")
+    if (args.tta or args.detail is not None) and not args.model:
+        raise SystemExit("emrestore evaluate: --tta and --detail go with --model")
     if args.model:
         from .restoration import as_method
 
-        available["emrestore"] = as_method(args.model, tta=args.tta)
+        available["emrestore"] = as_method(args.model, tta=args.tta, detail=args.detail)
         methods.append("emrestore")
     unknown = [m for m in methods if m not in available]
     if unknown:
@@ -225,6 +225,22 @@ def _add_selection(p: argparse.ArgumentParser, of: str,
                    z_help: str = "take every n-th section (e.g. 5 for isotropic data)") -> None:
     p.add_argument("--range", metavar="START:STOP", help=f"use only these sections of {of}")
     p.add_argument("--z-step", type=int, default=1, help=z_help)
+
+
+def _detail_arg(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1]; got {text}")
+    return value
+
+
+def _add_detail(p: argparse.ArgumentParser, prefix: str = "") -> None:
+    p.add_argument("--detail", type=_detail_arg, metavar="A",
+                   help=f"{prefix}share of each restored section's fine detail taken from its aligned neighbours, "
+                   "0 to 1 (default: the model's config.json, 0.3; 0: the network's output as it is)")
 
 
 def fit_command(args: argparse.Namespace) -> int:
@@ -307,7 +323,7 @@ def restore_command(args: argparse.Namespace) -> int:
     stack = io.read_stack(src)
     names, section_format = _sections(src)
     result = restore(stack, model=args.model, tile=args.tile or None, device=args.device, tta=args.tta,
-                     progress=not args.quiet)
+                     detail=args.detail, progress=not args.quiet)
     kw = {"overwrite": args.overwrite, "names": names}
     io.write_stack(out, result.stack, section_format="tif" if stack.dtype.kind == "f" else section_format, **kw)
     io.write_stack(masks_path, result.masks, section_format=section_format, **kw)
@@ -327,7 +343,7 @@ def _restore_blocks(args, src: Path, out: Path, masks_path: Path, report_path: P
     part = _part_arg(args.part) if args.part else None
     result = restore_volume(src, out, masks=masks_path, report=report_path, block=block, halo=halo, part=part,
                             model=args.model, tile=args.tile or None, device=args.device, tta=args.tta,
-                            overwrite=args.overwrite, progress=not args.quiet)
+                            detail=args.detail, overwrite=args.overwrite, progress=not args.quiet)
     if part is not None:
         print(f"restore: part {part[0]}/{part[1]}: {result['restored_now']} block(s) restored now, "
               f"{result['done']} of {result['blocks']} done in all; when every part has finished, run the same "
@@ -418,6 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", metavar="DIR", help="also score this interpolation model (method \"emrestore\")")
     p.add_argument("--tta", action="store_true",
                    help="with --model: average over rotations, mirror images and both orders (16 passes)")
+    _add_detail(p, "with --model: ")
     p.add_argument("--all-sections", action="store_true",
                    help="score every interior section: three passes, the every-third pattern shifted by "
                    "0, 1 and 2 sections (three times the sections; pass 0 is the default protocol)")
@@ -490,6 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tile", type=int, default=512, help="inference tile side, 0 for whole sections (default 512)")
     p.add_argument("--tta", action="store_true", help="average over rotations, mirror images and both orders of "
                    "the neighbours: 16 passes per section, about 0.1-0.2 dB more on real EM")
+    _add_detail(p)
     p.add_argument("--device", help="torch device (default: cuda if available)")
     p.add_argument("--block", metavar="Z,Y,X", help="restore block by block, each read with a halo, for volumes "
                    "larger than memory (default for zarr/HDF5 outputs: 64,2048,2048); OUT must be zarr or HDF5")

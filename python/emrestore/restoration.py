@@ -25,7 +25,7 @@ class Restoration:
 
 def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, detect_options: dict | None = None,
             tile: int | None = 512, device: str | torch.device | None = None, tta: bool = False,
-            progress: bool = False) -> Restoration:
+            detail: float | None = None, progress: bool = False) -> Restoration:
     """Restores the missing sections of ``volume`` [Z, H, W]; never modifies it.
 
     Args:
@@ -36,6 +36,9 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         tile: inference tile side (None: whole sections at once).
         tta: average over the rotations, mirror images and both orders of each pair of
             neighbours (16 passes per section; see ``emrestore.models.interpolate``).
+        detail: share of each prediction's fine detail replaced by that of the neighbours aligned
+            to each other (``emrestore.models.detail``; flow-guided models only); default: the
+            model's ``config.detail``, 0 to turn it off.
     """
     from .detect.stack import check_stack
     from .models import SepConvInterpolator, interpolate, load_model, pick_device
@@ -45,6 +48,9 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         model, _ = load_model(model)
     device = pick_device(device)
     model = model.to(device).eval()
+    detail = model.config.detail if detail is None else float(detail)
+    if not 0.0 <= detail <= 1.0:
+        raise ValueError(f"restore: detail must lie in [0, 1]; got {detail}")
     sections = None
     if masks is None:
         from .detect import detect_stack
@@ -75,7 +81,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
             t = (z - below) / (above - below)
             outer = outer_indices(~bad, below, above) if model.config.uses_outer_flow else (None, None)
             section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta,
-                                  outer=tuple(None if o is None else volume[o] for o in outer),
+                                  detail=detail, outer=tuple(None if o is None else volume[o] for o in outer),
                                   outer_gaps=outer_gaps(below, above, outer))
             filled = to_dtype(section * full_scale(volume.dtype), volume.dtype)
             record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
@@ -100,13 +106,14 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                            "reason": "fold and precipitate restoration are not implemented yet"})
     report = {"sections": len(volume), "shape": list(volume.shape), "dtype": str(volume.dtype),
               "restored": records, "left_untouched": others,
-              "model": getattr(model, "source", None), "tta": bool(tta)}
+              "model": getattr(model, "source", None), "tta": bool(tta),
+              "detail": detail if model.config.align == "flow" else 0.0}
     if sections is not None:
         report["detection"] = sections
     return Restoration(stack=out, masks=masks, report=report)
 
 
-def as_method(model=None, *, tile: int | None = 512, tta: bool = False):
+def as_method(model=None, *, tile: int | None = 512, tta: bool = False, detail: float | None = None):
     """The network as an evaluation-harness method ``restore(stack, masks) -> stack``: missing
     sections restored, everything else as given."""
     from .models import SepConvInterpolator, load_model
@@ -115,6 +122,6 @@ def as_method(model=None, *, tile: int | None = 512, tta: bool = False):
         model, _ = load_model(model)
 
     def method(stack, masks):
-        return restore(stack, model=model, masks=masks.astype(np.uint8), tile=tile, tta=tta).stack
+        return restore(stack, model=model, masks=masks.astype(np.uint8), tile=tile, tta=tta, detail=detail).stack
 
     return method

@@ -49,6 +49,10 @@ class InterpolationConfig:
     # With "flow": each flow averaged over this many of the square's symmetries
     # (emrestore.alignment.symmetric_flow): better motion, at that many flows.
     flow_views: int = 8
+    # With "flow", at inference: the share of the prediction's detail finer than detail_sigma pixels
+    # replaced by the neighbours' own (emrestore.models.detail; 0: the network's output as it is).
+    detail: float = 0.3
+    detail_sigma: float = 8.0
 
     def __post_init__(self):
         if self.kernel_size < 1:
@@ -59,6 +63,10 @@ class InterpolationConfig:
             raise ValueError(f"align must be one of {ALIGNMENTS}; got {self.align!r}")
         if self.flow_views not in VIEWS:
             raise ValueError(f"flow_views must be one of {VIEWS}; got {self.flow_views!r}")
+        if not 0.0 <= self.detail <= 1.0:
+            raise ValueError(f"detail must lie in [0, 1]; got {self.detail!r}")
+        if not self.detail_sigma > 0:
+            raise ValueError(f"detail_sigma must be > 0 pixels; got {self.detail_sigma!r}")
         object.__setattr__(self, "widths", tuple(int(w) for w in self.widths))
 
     def to_dict(self) -> dict:

@@ -3,7 +3,8 @@ radius (network context plus the kernels' reach), aligned to its pooling stride.
 is computed from exactly the context it would see in a whole-section pass, so tiles are cropped,
 not blended, and the tiled result equals the whole-section result to float rounding: no seams.
 For flow-guided models the flow is computed once on the whole section, before tiling (with the
-sections beyond the neighbours, where given)."""
+sections beyond the neighbours, where given), and the neighbours' fine detail is put back into the
+whole prediction after tiling (``emrestore.models.detail``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 
 from ..alignment import ALL_VIEWS, align_pair, dihedral, undo_dihedral
 from ..detect._common import to_unit
+from .detail import add_detail, detail_source
 from .interpolation import SepConvInterpolator, padded_size
 
 
@@ -30,7 +32,8 @@ def _unit(section) -> np.ndarray:
 @torch.no_grad()
 def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, tile: int | None = 512,
                 device: str | torch.device | None = None, aligned: bool = False,
-                tta: bool = False, outer=(None, None), outer_gaps=(1.0, 1.0)) -> np.ndarray:
+                tta: bool = False, outer=(None, None), outer_gaps=(1.0, 1.0),
+                detail: float | None = None) -> np.ndarray:
     """The section at fractional position ``t`` between ``before`` and ``after`` ([H, W], any dtype
     the package reads), as float32 in [0, 1]. ``tile``: core tile side in pixels (None or 0: one
     pass over the whole section); each tile is read with a halo of ``model.config.receptive_radius``.
@@ -43,7 +46,10 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     ``tta``: average the predictions for the pair's eight rotations and mirror images, each read
     in both orders (16 passes; a flow-guided model with ``flow_views`` 1, 2 or 4 aligns each of
     them anew, and optical flow differs between them; with 8, the flow is the same for all of them
-    and is computed once): see docs/interpolation.md for what it gains, at up to 16 times the cost."""
+    and is computed once): see docs/interpolation.md for what it gains, at up to 16 times the cost.
+    ``detail``: for a flow-guided model, the share of the prediction's fine detail replaced by that
+    of the neighbours aligned to each other (``emrestore.models.detail``; with ``aligned``, the
+    neighbours as given); default ``model.config.detail``, 0 for the network's output as it is."""
     a, b = _unit(before), _unit(after)
     if a.shape != b.shape:
         raise ValueError(f"interpolate: neighbours differ in shape: {a.shape} and {b.shape}")
@@ -53,14 +59,25 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
         if o is not None and o.shape != a.shape:
             raise ValueError(f"interpolate: {name} must have the neighbours' shape {a.shape}; got {o.shape}")
     ga, gb = outer_gaps
+    if detail is None:
+        detail = model.config.detail
+    if not 0.0 <= detail <= 1.0:
+        raise ValueError(f"interpolate: detail must lie in [0, 1]; got {detail}")
+    if model.config.align != "flow":
+        detail = 0.0  # the neighbours as given are not aligned: their detail lies elsewhere
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
     held = model_device(model)
     device = torch.device(device) if device is not None else held
     if device.type != held.type or device.index not in (None, held.index):
         model = copy.deepcopy(model).to(device)  # a copy: the caller's model stays where it is
+    source = detail_source(a, b, t, aligned=aligned) if detail else None
+
+    def finish(pred: np.ndarray) -> np.ndarray:
+        return add_detail(pred, source, amount=detail, sigma=model.config.detail_sigma) if detail else pred
+
     if not tta:
-        return _align_and_predict(model, (a, b, oa, ob), t, (ga, gb), tile, device, aligned)
+        return finish(_align_and_predict(model, (a, b, oa, ob), t, (ga, gb), tile, device, aligned))
     if model.config.align == "flow" and model.config.flow_views == ALL_VIEWS and not aligned:
         # A flow averaged over all eight views turns and mirrors with the sections, and reading the
         # pair the other way round swaps the same two flows: every pass would align alike, so align once.
@@ -75,7 +92,7 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
             for secs, position, gaps in (((fa, fb, foa, fob), t, (ga, gb)), ((fb, fa, fob, foa), 1.0 - t, (gb, ga))):
                 pred = _align_and_predict(model, secs, position, gaps, tile, device, aligned)
                 total += undo_dihedral(pred, k, mirror)
-    return (total / 16).astype(np.float32)
+    return finish((total / 16).astype(np.float32))
 
 
 def _align(model, sections, t, gaps) -> tuple[np.ndarray, np.ndarray]:

@@ -369,7 +369,8 @@ def fit(stack, folder, *, minutes: float | None = 30.0, iterations: int | None =
         if not val_crops:
             return None, None
         model.eval()
-        preds = [interpolate(model, a, b, 0.5, tile=None, aligned=True) for a, t, b in val_crops]
+        # The network's own output (detail=0): validation tracks what training changes.
+        preds = [interpolate(model, a, b, 0.5, tile=None, aligned=True, detail=0.0) for a, t, b in val_crops]
         targets = [t for _, t, _ in val_crops]
         value = float(np.mean([_psnr(p, t) for p, t in zip(preds, targets)]))
         model.train()
