@@ -1,7 +1,8 @@
 """The interpolation network with the default architecture (K = 21, widths 16-32-64-96):
 inference sections/s at 1024 x 1024 (the optical-flow alignment included: of the pair, or also
 against the sections beyond it, as ``restore`` aligns an interior section; each flow once, or
-averaged over the eight views of the default ``flow_views``), training samples/s
+averaged over the eight views of the default ``flow_views``; with and without the neighbours'
+detail put back), training samples/s
 (batch 8, 128 x 128 crops; drawing a batch, alignment included, separately), peak memory,
 and the share of training time spent in the ``sepconv`` op (it must not be the bottleneck).
 
@@ -44,6 +45,16 @@ def test_inference_1024(benchmark, models, pair, tile, outer, views):
     assert out.shape == (SIDE, SIDE)
     if benchmark.stats is not None:
         benchmark.extra_info["sections_per_second"] = 1 / benchmark.stats.stats.median
+
+
+@pytest.mark.parametrize("detail", [0.0, 0.3], ids=["no_detail", "detail"])
+def test_inference_detail_1024(benchmark, models, pair, detail):
+    """The default restore path (tiles of 512, eight views, the sections beyond) without and with
+    the neighbours' detail put back (its own pair of flows and three Gaussian filters)."""
+    kwargs = {"tile": 512, "outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5), "detail": detail}
+    out = benchmark.pedantic(interpolate, args=(models[8], pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3,
+                             warmup_rounds=1)
+    assert out.shape == (SIDE, SIDE)
 
 
 def _train_step(model, optimizer, frames, ts):
