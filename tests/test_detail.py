@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from emrestore import baselines, metrics
+from emrestore import metrics
 from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
 from emrestore.models.detail import add_detail, detail_source
 from emrestore.phantom import make_phantom
@@ -39,14 +39,12 @@ def test_coarse_content_stays_the_predictions():
     assert fine > 0.02 and coarse < fine / 10
 
 
-def test_the_source_is_the_pair_aligned_as_the_flow_baseline_aligns_it():
-    stack = _moving_texture()
-    masks = np.zeros(stack.shape, np.uint8)
-    masks[1] = 1
-    a, b = (stack[i].astype(np.float32) / 255 for i in (0, 2))
-    source = detail_source(a, b, 0.5)
-    np.testing.assert_allclose(source * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
-    np.testing.assert_allclose(detail_source(a, b, 0.25, aligned=True), 0.75 * a + 0.25 * b, atol=1e-6)
+def test_detail_share_defaults_to_the_config_and_is_zero_without_alignment():
+    config = InterpolationConfig(detail=0.2)
+    assert config.detail_share() == 0.2 and config.detail_share(0.7) == 0.7 and config.detail_share(0) == 0.0
+    assert InterpolationConfig(detail=0.2, align="none").detail_share(0.7) == 0.0
+    with pytest.raises(ValueError, match=r"detail must lie in \[0, 1\]; got -0.5"):
+        config.detail_share(-0.5)
 
 
 def test_add_detail_rejects_bad_arguments():
@@ -61,12 +59,6 @@ def test_add_detail_rejects_bad_arguments():
         InterpolationConfig(detail=-0.1)
     with pytest.raises(ValueError, match="detail_sigma must be > 0"):
         InterpolationConfig(detail_sigma=0)
-
-
-def _moving_texture(dx=4, size=120):
-    base = ndimage.gaussian_filter(np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3)
-    base = (base - base.min()) / (base.max() - base.min()) * 255
-    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(3)]).astype(np.uint8)
 
 
 def _model(**config):

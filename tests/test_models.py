@@ -6,6 +6,7 @@ import pytest
 import torch
 from emrestore import baselines, metrics
 from emrestore.alignment import align_pair
+from emrestore.models.detail import detail_source
 from emrestore.models import (
     InterpolationConfig,
     SepConvInterpolator,
@@ -68,6 +69,16 @@ def test_untrained_flow_guided_model_equals_the_flow_baseline():
     masks[1] = 1
     out = interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=0.0)  # the blend, no detail put back
     np.testing.assert_allclose(out * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
+
+
+def test_detail_source_is_the_pair_aligned_as_the_flow_baseline_aligns_it():
+    stack = _moving_texture()
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[1] = 1
+    a, b = (stack[i].astype(np.float32) / 255 for i in (0, 2))
+    source = detail_source(a, b, 0.5)
+    np.testing.assert_allclose(source * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
+    np.testing.assert_allclose(detail_source(a, b, 0.25, aligned=True), 0.75 * a + 0.25 * b, atol=1e-6)
 
 
 def test_prealigned_neighbours_skip_the_flow():

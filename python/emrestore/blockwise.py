@@ -181,7 +181,7 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
 
     model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
     device = pick_device(device)
-    detail = model.config.detail if detail is None else float(detail)
+    detail = model.config.detail_share(detail)
     run = {"source": str(src), "shape": list(volume.shape), "dtype": str(volume.dtype), "block": list(block),
            "halo": list(halo), "model": getattr(model, "source", None), "weights": _fingerprint(model),
            "tta": bool(tta), "detail": detail, "tile": tile,

@@ -48,9 +48,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         model, _ = load_model(model)
     device = pick_device(device)
     model = model.to(device).eval()
-    detail = model.config.detail if detail is None else float(detail)
-    if not 0.0 <= detail <= 1.0:
-        raise ValueError(f"restore: detail must lie in [0, 1]; got {detail}")
+    detail = model.config.detail_share(detail)  # checked before any work
     sections = None
     if masks is None:
         from .detect import detect_stack
@@ -106,8 +104,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
                            "reason": "fold and precipitate restoration are not implemented yet"})
     report = {"sections": len(volume), "shape": list(volume.shape), "dtype": str(volume.dtype),
               "restored": records, "left_untouched": others,
-              "model": getattr(model, "source", None), "tta": bool(tta),
-              "detail": detail if model.config.align == "flow" else 0.0}
+              "model": getattr(model, "source", None), "tta": bool(tta), "detail": detail}
     if sections is not None:
         report["detection"] = sections
     return Restoration(stack=out, masks=masks, report=report)

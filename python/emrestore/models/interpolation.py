@@ -77,6 +77,14 @@ class InterpolationConfig:
         d = {"align": "none", "outer_flow": False, "flow_views": 1, **d}  # checkpoints from before these options
         return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
 
+    def detail_share(self, detail: float | None = None) -> float:
+        """The share of fine detail a model with this config puts back: ``detail``, or the config's
+        own if None; 0 for a model that does not align (its neighbours' detail lies elsewhere)."""
+        share = self.detail if detail is None else float(detail)
+        if not 0.0 <= share <= 1.0:
+            raise ValueError(f"detail must lie in [0, 1]; got {detail}")
+        return share if self.align == "flow" else 0.0
+
     @property
     def uses_outer_flow(self) -> bool:
         """Whether the alignment reads the sections beyond the neighbours too."""

@@ -59,12 +59,7 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
         if o is not None and o.shape != a.shape:
             raise ValueError(f"interpolate: {name} must have the neighbours' shape {a.shape}; got {o.shape}")
     ga, gb = outer_gaps
-    if detail is None:
-        detail = model.config.detail
-    if not 0.0 <= detail <= 1.0:
-        raise ValueError(f"interpolate: detail must lie in [0, 1]; got {detail}")
-    if model.config.align != "flow":
-        detail = 0.0  # the neighbours as given are not aligned: their detail lies elsewhere
+    detail = model.config.detail_share(detail)
     if not 0.0 < t < 1.0:
         raise ValueError(f"interpolate: t must lie strictly between 0 and 1; got {t}")
     held = model_device(model)
