@@ -4,14 +4,8 @@ The hot paths are custom torch operators (``emrestore.ops``) with C++ CPU and CU
 pure-PyTorch reference (``emrestore.reference``) used as fallback, test oracle and benchmark baseline.
 """
 
-from importlib.metadata import PackageNotFoundError, version as _version
-
-try:
-    __version__ = _version("emrestore")
-except PackageNotFoundError:  # running from a source tree without installation
-    __version__ = "0+unknown"
-
-from . import ops  # noqa: E402  (loads the compiled operators, or selects the fallback)
+from . import ops  # loads the compiled operators, or selects the fallback
+from .version import __version__
 
 __all__ = ["fit", "ops", "restore", "restore_volume", "__version__"]
 

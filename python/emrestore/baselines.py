@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from .alignment import align_pair, to_u8
-from .simulate import MS
+from .conventions import MS
 
 
 def _check(stack, masks):

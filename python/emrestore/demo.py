@@ -16,7 +16,8 @@ import numpy as np
 from . import baselines, metrics
 from .phantom import make_phantom
 from .restoration import restore
-from .simulate import BITS, simulate_ms
+from .conventions import BITS
+from .simulate import simulate_ms
 
 SHAPE = (16, 384, 384)
 SEED = 2026  # the shipped model was trained on the phantom with seed 0: the demo stack is unseen

@@ -15,13 +15,13 @@ from scipy import ndimage
 from skimage.metrics import adapted_rand_error, structural_similarity, variation_of_information
 from skimage.segmentation import watershed
 
+from .conventions import to_unit as _to_unit
 
-def to_unit(section: np.ndarray) -> np.ndarray:
+
+
+def to_unit(section) -> np.ndarray:
     """float64 in [0, 1]: integers by their dtype's range, floats as given (clipped)."""
-    section = np.asarray(section)
-    if section.dtype.kind in "ui":
-        return section.astype(np.float64) / np.iinfo(section.dtype).max
-    return np.clip(section.astype(np.float64), 0, 1)
+    return _to_unit(section, np.float64, clip=True)
 
 
 def _check(restored, clean, mask=None):

@@ -13,7 +13,7 @@ import torch
 
 from .alignment import outer_gaps, outer_indices
 from .baselines import clean_neighbours
-from .simulate._common import BITS, full_scale, to_dtype
+from .conventions import BITS, check_stack, full_scale, to_dtype
 
 
 @dataclass
@@ -40,7 +40,6 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
             to each other (``emrestore.models.detail``; flow-guided models only); default: the
             model's ``config.detail``, 0 to turn it off.
     """
-    from .detect.stack import check_stack
     from .models import SepConvInterpolator, interpolate, load_model, pick_device
 
     volume = check_stack(volume, "restore", min_sections=3)

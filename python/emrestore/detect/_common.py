@@ -1,4 +1,4 @@
-"""Intensity and scale handling shared by the detectors."""
+"""Working copies and morphology shared by the detectors."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import math
 import cv2
 import numpy as np
 
-from ..simulate._common import full_scale
+from ..conventions import to_unit
 
-
-def to_unit(section: np.ndarray) -> np.ndarray:
-    """float32 in [0, 1] for integer sections (by the dtype's range); floats as given."""
-    return section.astype(np.float32) / full_scale(section.dtype)
 
 
 def working_copy(section: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:

@@ -19,7 +19,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ._common import to_unit
+from ..conventions import to_unit
 
 
 @dataclass

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..simulate._common import BITS
+from ..conventions import BITS, check_stack
 from .ms import detect_missing
 from .sff import detect_folds
 from .sp import detect_with_darkness, strongest_core
@@ -18,23 +18,6 @@ class StackDetection:
     masks: np.ndarray  # uint8 [Z, H, W], bits ms 1, sff 2, sp 4
     sections: list[dict] = field(default_factory=list)  # JSON-ready verdict and geometry per section
 
-
-def check_stack(stack, who: str = "detect", min_sections: int = 1) -> np.ndarray:
-    """The checks every whole-stack entry point makes; errors name ``who`` and what it expected."""
-    if not isinstance(stack, np.ndarray):
-        raise TypeError(f"{who}: expected a numpy stack [Z, H, W]; got {type(stack).__name__}")
-    if stack.ndim != 3:
-        raise ValueError(f"{who}: expected a stack [Z, H, W]; got shape {stack.shape}")
-    if stack.shape[0] == 0:
-        raise ValueError(f"{who}: the stack is empty (0 sections)")
-    if stack.shape[0] < min_sections:
-        raise ValueError(f"{who}: need at least {min_sections} sections to interpolate from neighbours; "
-                         f"got {stack.shape[0]}")
-    if stack.dtype not in (np.uint8, np.uint16, np.float32, np.float64):
-        raise TypeError(f"{who}: expected uint8, uint16, float32 or float64; got {stack.dtype}")
-    if stack.dtype.kind == "f" and not np.isfinite(stack).all():
-        raise ValueError(f"{who}: the stack contains NaN or infinite values")
-    return stack
 
 
 def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None = None,

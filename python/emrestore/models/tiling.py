@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..alignment import ALL_VIEWS, align_pair, dihedral, undo_dihedral
-from ..detect._common import to_unit
+from ..conventions import to_unit
 from .detail import add_detail, detail_source
 from .interpolation import SepConvInterpolator, padded_size
 

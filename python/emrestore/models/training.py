@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..alignment import align_pair, outer_gaps, outer_indices
-from ..detect._common import to_unit
+from ..conventions import to_unit
 from ..metrics import MEMBRANE_QUANTILE, SEGMENT_SIGMA, segment, segmentation_scores
 from .checkpoint import load_model, pick_device, save_model
 from .interpolation import InterpolationConfig, SepConvInterpolator

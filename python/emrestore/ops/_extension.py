@@ -45,7 +45,7 @@ backend = "extension" if available else "reference"
 def build_info() -> dict:
     """What this installation runs: package and torch versions, CUDA kernels and architectures,
     OpenMP and the CPU thread count, and which backend the operators use."""
-    from .. import __version__
+    from ..version import __version__
 
     info = {
         "version": __version__,

@@ -7,7 +7,8 @@ Every simulator takes one section [H, W] (or a stack and an index), a seed or a
 (same dtype), the mask of replaced pixels and a JSON-ready record of its draws.
 """
 
-from ._common import MS, SFF, SP, BITS, Artifact, LogUniform
+from ..conventions import BITS, MS, SFF, SP
+from ._common import Artifact, LogUniform
 from .ms import simulate_ms
 from .sff import invert_flow, simulate_sff
 from .sp import simulate_sp

@@ -8,8 +8,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ._common import Artifact, Spec, draw, full_scale, generator, jsonable, section_of, to_dtype, \
-    work_dtype
+from ..conventions import check_section, full_scale, jsonable, to_dtype, work_dtype
+from ._common import Artifact, Spec, draw, generator
 
 MODES = ("blank", "constant", "noise", "partial")
 DEFAULT_MODES = {"blank": 0.35, "constant": 0.2, "noise": 0.2, "partial": 0.25}
@@ -56,7 +56,7 @@ def simulate_ms(
     ``mode`` is one of "blank", "constant", "noise", "partial", or a dict of their probabilities.
     A partial loss covers ``fraction`` of the section, filled as blank, constant or noise.
     """
-    section = section_of(image, index, "simulate_ms")
+    section = check_section(image, index, "simulate_ms")
     rng = generator(seed)
     if isinstance(mode, dict):
         unknown = set(mode) - set(MODES)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from .. import ops
-from ._common import Artifact, LogUniform, Spec, draw, full_scale, generator, jsonable, section_of, \
-    smoothstep, to_dtype, work_dtype
+from ..conventions import check_section, full_scale, jsonable, to_dtype, work_dtype
+from ._common import Artifact, LogUniform, Spec, draw, generator, smoothstep
 
 PRESETS = ("realistic", "paper")
 
@@ -189,7 +189,7 @@ def simulate_sff(
     the applied flow, its inverse and the lost pixels (the unfolding network's targets); without, the
     inversion is skipped.
     """
-    section = section_of(image, index, "simulate_sff")
+    section = check_section(image, index, "simulate_sff")
     if preset not in PRESETS:
         raise ValueError(f"simulate_sff: preset must be one of {PRESETS}; got {preset!r}")
     rng = generator(seed)

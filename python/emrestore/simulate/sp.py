@@ -16,8 +16,8 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from ._common import Artifact, Spec, draw, full_scale, generator, jsonable, section_of, smoothstep, \
-    to_dtype, work_dtype
+from ..conventions import check_section, full_scale, jsonable, to_dtype, work_dtype
+from ._common import Artifact, Spec, draw, generator, smoothstep
 
 BUCKETS = ((200, 5_000), (5_000, 15_000), (15_000, 30_000), (30_000, 80_000), (80_000, 200_000))
 CAPS = (10, 8, 5, 3, 1)
@@ -95,7 +95,7 @@ def simulate_sp(
     change with ``a`` drawn from ``contrast`` (None: never). ``mask`` marks the blobs (every pixel a
     blob darkened), ``alpha`` their combined opacity.
     """
-    section = section_of(image, index, "simulate_sp")
+    section = check_section(image, index, "simulate_sp")
     if len(caps) != len(BUCKETS) or min(caps) < 0:
         raise ValueError(f"simulate_sp: caps must be {len(BUCKETS)} non-negative counts; got {caps}")
     rng = generator(seed)

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._common import BITS, SUPPORTED_DTYPES, jsonable
+from ..conventions import BITS, SUPPORTED_DTYPES, jsonable
+from ..version import __version__
 from .ms import simulate_ms
 from .sff import simulate_sff
 from .sp import simulate_sp
@@ -151,8 +152,6 @@ def simulate_stack(
                 flows[z] = {"flow": art.flow, "inverse_flow": art.inverse_flow, "lost": art.lost}
         result[z] = section
         sections.append({"index": z, "artifacts": record})
-    from .. import __version__
-
     counts = {kind: sum(kind in kinds for kinds in plan.values()) for kind in BITS}
     manifest = {
         "emrestore": __version__,
