@@ -65,3 +65,12 @@ def test_forward_backward(benchmark, case, impl):
 
     benchmark.pedantic(step, rounds=5 if impl == "extension" else 3, warmup_rounds=1)
     record_gflops(benchmark, "gflops_forward_equiv", flops)
+
+
+def test_sepconv_timer_quick_prints_table(capsys):
+    import sepconv_timer
+
+    assert sepconv_timer.main(["--quick", "--repeats", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "| 1x1x256x256 K=25 | forward |" in out
+    assert "| 1x1x256x256 K=25 | forward+backward |" in out

@@ -9,13 +9,6 @@ def test_info_prints_build_info(capsys):
     assert json.loads(capsys.readouterr().out) == ops.build_info()
 
 
-def test_bench_quick_prints_table(capsys):
-    assert cli.main(["bench", "--quick", "--repeats", "1"]) == 0
-    out = capsys.readouterr().out
-    assert "| 1x1x256x256 K=25 | forward |" in out
-    assert "| 1x1x256x256 K=25 | forward+backward |" in out
-
-
 def _phantom_tif(path):
     import tifffile
 

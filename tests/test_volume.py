@@ -7,7 +7,7 @@ import tifffile
 import zarr
 
 from emrestore import io, restore_volume
-from emrestore.volume import ChunkedOutput, open_volume, split_path
+from emrestore.io import ChunkedOutput, open_volume, split_path
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ stack next to the classical baselines fed the same detected masks. Writes a befo
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -14,9 +13,10 @@ import cv2
 import numpy as np
 
 from . import baselines, metrics
+from .conventions import BITS
+from .io import atomic_path, write_json
 from .phantom import make_phantom
 from .restoration import restore
-from .conventions import BITS
 from .simulate import simulate_ms
 
 SHAPE = (16, 384, 384)
@@ -77,11 +77,13 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, progress: bool
     output.mkdir(parents=True, exist_ok=True)
     panel = _panel({"clean": clean, "missing": degraded, "linear": restored["linear"], "flow": restored["flow"],
                     "emrestore": result.stack}, [3, 8, 11])
-    cv2.imwrite(str(output / "panel.png"), panel)
+    with atomic_path(output / "panel.png") as tmp:
+        if not cv2.imwrite(str(tmp), panel):
+            raise OSError(f"could not write {output / 'panel.png'}")
     report = {"phantom": {"shape": list(SHAPE), "seed": seed}, "missing": {str(z): m for z, m in PLAN.items()},
               "detection": detection, "scores": scores, "restore_seconds": round(seconds, 2),
               "restore_report": result.report}
-    (output / "report.json").write_text(json.dumps(report, indent=1))
+    write_json(output / "report.json", report)
     return report
 
 

@@ -15,7 +15,6 @@ the table by name.
 from __future__ import annotations
 
 import csv
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,6 +22,7 @@ from typing import Callable
 import numpy as np
 
 from . import baselines, metrics, simulate
+from .io import atomic_path, write_json
 from .simulate import simulate_ms, simulate_sff, simulate_sp
 
 SIMULATORS = {"ms": simulate_ms, "sff": simulate_sff, "sff-paper": simulate_sff, "sp": simulate_sp}
@@ -167,16 +167,18 @@ def markdown(rows: list[dict]) -> str:
 
 def write_results(rows: list[dict], folder, pairs: list[dict] | None = None) -> None:
     """results.md, .csv (means) and .json (with each section's scores); comparison.md and .json
-    with ``pairs`` (``compare``)."""
+    with ``pairs`` (``compare``). Each file is written atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.md").write_text(markdown(rows))
-    (folder / "results.json").write_text(json.dumps(rows, indent=1))
+    with atomic_path(folder / "results.md") as tmp:
+        tmp.write_text(markdown(rows))
+    write_json(folder / "results.json", rows)
     keys = list(dict.fromkeys(k for r in rows for k in r if k != "per_section"))
-    with open(folder / "results.csv", "w", newline="") as f:
+    with atomic_path(folder / "results.csv") as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     if pairs:
-        (folder / "comparison.md").write_text(compare_markdown(pairs))
-        (folder / "comparison.json").write_text(json.dumps(pairs, indent=1))
+        with atomic_path(folder / "comparison.md") as tmp:
+            tmp.write_text(compare_markdown(pairs))
+        write_json(folder / "comparison.json", pairs)

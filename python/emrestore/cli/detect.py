@@ -1,0 +1,46 @@
+"""``emrestore detect``: find the artifacts of a stack."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .options import OVERWRITE, QUIET
+
+
+def add_parser(sub):
+    p = sub.add_parser(
+        "detect", parents=[OVERWRITE, QUIET],
+        help="find missing sections, folds and precipitates in a stack",
+        description="Reads IN (multi-page TIFF, .npy, or a folder of PNG/TIFF sections) and writes "
+        "a mask stack (bits: ms 1, sff 2, sp 4) and optionally a JSON report with a verdict per "
+        "section and the fold geometry. IN is never modified.")
+    p.add_argument("input", metavar="IN")
+    p.add_argument("-o", "--output", required=True, metavar="MASKS", help="mask stack to write")
+    p.add_argument("--report", help="JSON report path")
+    p.add_argument("--ms-min-similarity", type=float, default=0.12,
+                   help="coarse correlation below which a section resembles no neighbour (default 0.12)")
+    p.add_argument("--sff-band-threshold", type=float, default=0.3,
+                   help="darkness (1 - band/surround, averaged along the fold) marking a fold band "
+                   "(default 0.3)")
+    p.add_argument("--sff-min-darkness", type=float, default=0.35,
+                   help="mean band darkness a fold needs along its length (default 0.35)")
+    p.add_argument("--sp-threshold", type=float, default=0.65,
+                   help="darkness against the local background marking precipitates (default 0.65)")
+    p.add_argument("--sp-verdict", type=float, default=0.85,
+                   help="core darkness a blob needs for the section to be called sp (default 0.85)")
+    return p
+
+
+def run(args) -> int:
+    from ..workflows import detect_to_disk
+
+    options = {"ms": {"min_similarity": args.ms_min_similarity},
+               "sff": {"strip_threshold": args.sff_band_threshold,
+                       "min_darkness": args.sff_min_darkness},
+               "sp": {"threshold": args.sp_threshold}, "sp_verdict": args.sp_verdict}
+    report = detect_to_disk(args.input, args.output, report=args.report, options=options,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    counts = ", ".join(f"{k} {v}" for k, v in report["counts"].items())
+    print(f"{len(report['sections'])} sections: {counts} -> masks {report['masks']}"
+          + (f", report {Path(args.report)}" if args.report else ""))
+    return 0
