@@ -26,11 +26,11 @@ def test_optical_flow_recovers_a_translation():
 
 
 def test_every_view_of_a_translation_maps_back_to_it():
-    from emrestore.alignment import _views, dihedral, undo_dihedral
+    from emrestore.alignment import dihedral_views, dihedral, undo_dihedral
 
     a, b, _ = _shifted(3, 2)
     inner = (slice(20, -20), slice(20, -20))
-    for k, mirror, back in _views(8):
+    for k, mirror, back in dihedral_views(8):
         f = undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror) @ back
         np.testing.assert_allclose(np.median(f[inner].reshape(-1, 2), 0), (3, 2), atol=0.3)
     for views in VIEWS:

@@ -79,18 +79,18 @@ def test_pale_partial_folds_are_found(clean):
 
 
 def test_a_long_curved_ridge_gives_a_line_along_it():
-    from emrestore.detect.sff import _ridge_lines
+    from emrestore.detect.sff import ridge_lines
 
     ridge = np.zeros((256, 256), bool)
     x = np.arange(20, 236)
     y = np.rint(128 + 12 * np.sin((x - 20) / 216 * np.pi)).astype(int)  # bowed by 12 px
     ridge[y, x] = True
     ridge[40:44, 60] = True  # a short piece: no line
-    (theta, rho), = _ridge_lines(ridge, min_extent=60, f2=1)
+    (theta, rho), = ridge_lines(ridge, min_extent=60, f2=1)
     distance = np.abs(x * np.cos(theta) + y * np.sin(theta) - rho)
     assert distance.max() < 12
     # At a coarser vote scale the line is given in working-scale pixels.
-    (theta2, rho2), = _ridge_lines(ridge, min_extent=60, f2=2)
+    (theta2, rho2), = ridge_lines(ridge, min_extent=60, f2=2)
     assert theta2 == pytest.approx(theta) and rho2 == pytest.approx(2 * rho + 0.5 * (np.cos(theta) + np.sin(theta)))
 
 
@@ -121,21 +121,21 @@ def test_a_dark_band_along_the_border_is_not_a_fold(clean):
 
 
 def test_stretches_of_one_band_are_bridged_and_others_are_not():
-    from emrestore.detect.sff import MAX_BRIDGE, MAX_GAP, _longest_run
+    from emrestore.detect.sff import MAX_BRIDGE, MAX_GAP, longest_run
 
     def stretch(n, half, dark):
         return [(np.zeros(2), half, dark, False)] * n
 
     gap = [None] * (MAX_GAP + 6)
     same = stretch(6, 10.0, 0.6) + gap + stretch(8, 11.0, 0.55)
-    assert len(_longest_run(same)) == 14
+    assert len(longest_run(same)) == 14
     wider = stretch(6, 10.0, 0.6) + gap + stretch(8, 20.0, 0.6)  # another band further on
-    assert len(_longest_run(wider)) == 8
+    assert len(longest_run(wider)) == 8
     paler = stretch(6, 10.0, 0.6) + gap + stretch(8, 10.0, 0.35)
-    assert len(_longest_run(paler)) == 8
+    assert len(longest_run(paler)) == 8
     far = stretch(6, 10.0, 0.6) + [None] * (MAX_BRIDGE + 1) + stretch(8, 10.0, 0.6)
-    assert len(_longest_run(far)) == 8
-    assert _longest_run([None, None]) == []
+    assert len(longest_run(far)) == 8
+    assert longest_run([None, None]) == []
 
 
 def test_precipitates_are_found(clean):

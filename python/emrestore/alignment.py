@@ -71,7 +71,7 @@ def undo_dihedral(x: np.ndarray, k: int, mirror: bool) -> np.ndarray:
     return x[:, ::-1] if mirror else x
 
 
-def _views(n: int):
+def dihedral_views(n: int):
     """The first ``n`` symmetries as (k, mirror, vector map back): turns by k x 90 degrees, each
     without and with a mirror image (``dihedral``)."""
     for i in range(n):
@@ -88,7 +88,7 @@ def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
     if views == 1:
         return optical_flow(a, b)
     total = None
-    for k, mirror, back in _views(views):
+    for k, mirror, back in dihedral_views(views):
         f = undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror) @ back
         total = f if total is None else total + f
     return (total / views).astype(np.float32)

@@ -109,7 +109,7 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     lines = [(float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
              for _, t, r in zip(*peaks)]
     side = min(hs, ws)
-    lines += _ridge_lines(ridge, min_length * min(uv.shape), f2)
+    lines += ridge_lines(ridge, min_length * min(uv.shape), f2)
     kept: list[tuple[Fold, np.ndarray, float]] = []
     for theta, rho in lines:
         fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
@@ -147,7 +147,7 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     return FoldDetection(folds=folds, mask=mask, response=resp)  # response at the vote scale
 
 
-def _ridge_lines(ridge: np.ndarray, min_extent: float, f2: int) -> list:
+def ridge_lines(ridge: np.ndarray, min_extent: float, f2: int) -> list:
     """Lines through long, straight-ish ridge pieces (their principal axis), in working-scale
     pixels. A curved fold spreads its votes over many rho bins and may make no Hough peak, but its
     ridge is one long piece."""
@@ -182,7 +182,7 @@ def fold_evidence(fold: Fold, side: float) -> float:
     return fold.darkness + min(fold.length / side, 1.0) / 3 - 0.06 * math.log1p(waver)
 
 
-def _longest_run(samples: list) -> list:
+def longest_run(samples: list) -> list:
     """The longest stretch of traced samples (None: band not seen). Gaps of up to MAX_GAP positions
     are part of a stretch; longer gaps, up to MAX_BRIDGE, are bridged when the band on both sides
     has the same width and darkness (a band crossing bright or dark tissue can vanish from the
@@ -333,7 +333,7 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
         tried.append(int(i))
         centre = float(offs[near][np.argmax(darks[near, i])])
         samples = follow(range(i, -1, -1), centre)[::-1] + follow(range(i, len(columns)), centre)[1:]
-        run = _trim_pale_ends(_longest_run(samples))
+        run = _trim_pale_ends(longest_run(samples))
         run_score = sum(dk for _, _, dk, _ in run)
         if run_score > best_score:
             best, best_score = run, run_score
