@@ -113,3 +113,40 @@ def jsonable(value):
     if isinstance(value, float):
         return round(value, 6)
     return value
+
+
+def intensity_range(stack) -> tuple[float, float]:
+    """The intensities that map to 0 and 1: (0, full scale) for integers and for floats already in
+    [0, 1]; for other float stacks their own minimum and maximum, so that every step that works in
+    [0, 1] sees the whole range and no value is clipped. ``stack``: an array, or any sequence of
+    sections (read one at a time)."""
+    dtype = np.dtype(stack.dtype)
+    if dtype.kind != "f":
+        return 0.0, full_scale(dtype)
+    if isinstance(stack, np.ndarray):
+        lo, hi = float(stack.min()), float(stack.max())
+    else:
+        sections = [np.asarray(stack[z]) for z in range(len(stack))]
+        lo, hi = min(float(s.min()) for s in sections), max(float(s.max()) for s in sections)
+    if 0.0 <= lo and hi <= 1.0:
+        return 0.0, 1.0
+    return lo, (hi if hi > lo else lo + 1.0)
+
+
+def to_range_unit(values: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Float ``values`` mapped from ``value_range`` to [0, 1] in their own precision; unchanged
+    (not copied) when the range is already [0, 1] or the values are integers."""
+    lo, hi = value_range
+    if values.dtype.kind != "f" or (lo, hi) == (0.0, 1.0):
+        return values
+    return ((values - lo) / (hi - lo)).astype(values.dtype)
+
+
+def from_unit(values: np.ndarray, dtype, value_range: tuple[float, float] | None = None):
+    """Intensities in [0, 1] back in ``dtype``: integers at full scale (rounded, clipped), floats
+    mapped to ``value_range`` (default [0, 1])."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "u":
+        return to_dtype(values * full_scale(dtype), dtype)
+    lo, hi = value_range or (0.0, 1.0)
+    return to_dtype(values if (lo, hi) == (0.0, 1.0) else lo + values * (hi - lo), dtype)

@@ -13,7 +13,7 @@ import torch
 
 from .alignment import outer_gaps, outer_indices
 from .baselines import clean_neighbours
-from .conventions import BITS, check_stack, full_scale, to_dtype
+from .conventions import BITS, check_stack, from_unit, intensity_range, to_range_unit
 
 
 @dataclass
@@ -25,7 +25,8 @@ class Restoration:
 
 def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, detect_options: dict | None = None,
             tile: int | None = 512, device: str | torch.device | None = None, tta: bool = False,
-            detail: float | None = None, progress: bool = False) -> Restoration:
+            detail: float | None = None, value_range: tuple[float, float] | None = None,
+            progress: bool = False) -> Restoration:
     """Restores the missing sections of ``volume`` [Z, H, W]; never modifies it.
 
     Args:
@@ -39,6 +40,9 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         detail: share of each prediction's fine detail replaced by that of the neighbours aligned
             to each other (``emrestore.models.detail``; flow-guided models only); default: the
             model's ``config.detail``, 0 to turn it off.
+        value_range: the intensities a float stack maps to 0 and 1 (default:
+            ``emrestore.conventions.intensity_range``: [0, 1], or the stack's own minimum and
+            maximum when it holds values outside): restored sections come back in that range.
     """
     from .models import SepConvInterpolator, interpolate, load_model, pick_device
 
@@ -48,11 +52,13 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
     device = pick_device(device)
     model = model.to(device).eval()
     detail = model.config.detail_share(detail)  # checked before any work
+    value_range = intensity_range(volume) if value_range is None else tuple(map(float, value_range))
+    unit = to_range_unit(volume, value_range)  # the volume itself unless floats outside [0, 1]
     sections = None
     if masks is None:
         from .detect import detect_stack
 
-        found = detect_stack(volume, progress=progress, **(detect_options or {}))
+        found = detect_stack(unit, progress=progress, **(detect_options or {}))
         masks, sections = found.masks, found.sections
     elif masks.shape != volume.shape or masks.dtype != np.uint8:
         raise ValueError(f"restore: masks must be uint8 {volume.shape}; got {masks.dtype} {masks.shape}")
@@ -77,10 +83,10 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         if below is not None and above is not None:
             t = (z - below) / (above - below)
             outer = outer_indices(~bad, below, above) if model.config.uses_outer_flow else (None, None)
-            section = interpolate(model, volume[below], volume[above], t, tile=tile, device=device, tta=tta,
-                                  detail=detail, outer=tuple(None if o is None else volume[o] for o in outer),
+            section = interpolate(model, unit[below], unit[above], t, tile=tile, device=device, tta=tta,
+                                  detail=detail, outer=tuple(None if o is None else unit[o] for o in outer),
                                   outer_gaps=outer_gaps(below, above, outer))
-            filled = to_dtype(section * full_scale(volume.dtype), volume.dtype)
+            filled = from_unit(section, volume.dtype, value_range)
             record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
             if any(o is not None for o in outer):
                 record["motion_from"] = [None if o is None else int(o) for o in outer]

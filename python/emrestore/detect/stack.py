@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conventions import BITS, check_stack
+from ..conventions import BITS, check_stack, intensity_range, to_range_unit
 from .ms import detect_missing
 from .sff import detect_folds
 from .sp import detect_with_darkness, strongest_core
@@ -30,6 +30,7 @@ def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None 
     dark organelles reach about 0.8.
     """
     stack = check_stack(stack)
+    stack = to_range_unit(stack, intensity_range(stack))  # floats outside [0, 1]: to [0, 1]
     missing = detect_missing(stack, **(ms or {}))
     masks = np.zeros(stack.shape, np.uint8)
     sections = []

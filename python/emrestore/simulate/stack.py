@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conventions import BITS, SUPPORTED_DTYPES, jsonable
+from ..conventions import BITS, SUPPORTED_DTYPES, from_unit, intensity_range, jsonable, to_range_unit
 from ..version import __version__
 from .ms import simulate_ms
 from .sff import simulate_sff
@@ -127,6 +127,8 @@ def simulate_stack(
     if not return_flows:
         options["sff"].setdefault("return_flow", False)
 
+    # A float stack outside [0, 1] is degraded in [0, 1] and mapped back: never clipped.
+    value_range = intensity_range(volume)
     result = out if out is not None else np.empty(shape, dtype)
     masks = np.zeros(shape, np.uint8)
     flows: dict[int, dict[str, np.ndarray]] = {}
@@ -144,8 +146,12 @@ def simulate_stack(
         record = []
         for kind in plan[z]:
             rng = np.random.default_rng([seed, z, _KIND_CODE[kind]])
-            art = _SIMULATORS[kind](section, seed=rng, **options[kind])
-            section = art.image
+            unit = to_range_unit(section, value_range)
+            art = _SIMULATORS[kind](unit, seed=rng, **options[kind])
+            if unit is section:
+                section = art.image
+            else:  # mapped back; the pixels it left alone keep their exact values
+                section = np.where(art.image == unit, section, from_unit(art.image, dtype, value_range))
             masks[z][art.mask] |= BITS[kind]
             record.append({"kind": kind, "params": art.params})
             if kind == "sff" and return_flows:
