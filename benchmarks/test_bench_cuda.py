@@ -182,7 +182,7 @@ def test_interpolation_inference_2048(benchmark, tile):
 
 def test_training_step_batch32_256(benchmark):
     from emrestore.models import InterpolationConfig, SepConvInterpolator
-    from emrestore.models.training import _loss
+    from emrestore.models import training_loss as _loss
 
     benchmark.group = "training step, batch 32 x 256 x 256"
     model = SepConvInterpolator(InterpolationConfig()).train().cuda()

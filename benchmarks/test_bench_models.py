@@ -16,8 +16,13 @@ import sys
 import numpy as np
 import pytest
 import torch
-from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
-from emrestore.models.training import _Sampler, _loss
+from emrestore.models import (
+    InterpolationConfig,
+    SepConvInterpolator,
+    TripletSampler,
+    interpolate,
+    training_loss,
+)
 
 SIDE = 1024
 
@@ -59,7 +64,7 @@ def test_inference_detail_1024(benchmark, models, pair, detail):
 
 def _train_step(model, optimizer, frames, ts):
     pred = model(frames[:, :1], frames[:, 2:], ts)
-    loss = _loss(pred, frames[:, 1:2], "l1")
+    loss = training_loss(pred, frames[:, 1:2], "l1")
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -85,7 +90,8 @@ def test_training_batch(benchmark, align):
 
     stack = make_phantom((6, 512, 512), seed=0).raw
     usable = np.ones(len(stack), bool) if align == "outer" else None
-    sampler = _Sampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128, align=align != "plain", outer=usable)
+    sampler = TripletSampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128,
+                             align=align != "plain", outer=usable)
     frames, _ = benchmark.pedantic(sampler.batch, args=(8, 0), rounds=5, warmup_rounds=1)
     assert frames.shape == (8, 3, 128, 128)
 

@@ -6,26 +6,25 @@ import pytest
 import torch
 from emrestore import baselines, metrics
 from emrestore.alignment import align_pair
-from emrestore.models.detail import detail_source
 from emrestore.models import (
+    KEEP_TOLERANCE_DB,
+    TRAIN_FLOW_VIEWS,
+    FitConfig,
     InterpolationConfig,
     SepConvInterpolator,
+    TripletSampler,
     fit,
     interpolate,
     load_model,
-    save_model,
-)
-from emrestore.models.training import (
-    _loss,
-    _Sampler,
-    KEEP_TOLERANCE_DB,
-    TRAIN_FLOW_VIEWS,
-    _split,
     membrane_loss,
     membrane_map,
+    save_model,
+    split_triplets,
     ssim,
+    training_loss,
     triplets,
 )
+from emrestore.models.detail import detail_source
 from emrestore.phantom import make_phantom
 from scipy import ndimage
 
@@ -96,7 +95,7 @@ def test_sampler_aligns_the_outer_sections_to_the_middle():
     stack = _moving_texture()
     crops = {}
     for align in (False, True):
-        sampler = _Sampler(stack, [(0, 1, 2)], 64, augment=False, align=align)
+        sampler = TripletSampler(stack, [(0, 1, 2)], 64, augment=False, align=align)
         frames, ts = sampler.batch(2, seed=0)
         assert frames.shape == (2, 3, 64, 64) and torch.equal(ts, torch.tensor([0.5, 0.5]))
         crops[align] = frames.numpy()
@@ -116,17 +115,17 @@ def test_sampler_aligns_with_the_outer_sections():
     stack = _moving_five()
     usable = np.ones(5, bool)
     raw = float(np.abs(stack[1].astype(float) - stack[2]).mean() / 255)
-    sampler = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=0.0)
+    sampler = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=0.0)
     assert sampler.outers == [(0, 4)]
     frames, _ = sampler.batch(2, seed=0)
-    plain, _ = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True).batch(2, seed=0)
+    plain, _ = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True).batch(2, seed=0)
     assert not torch.equal(frames, plain)  # the outer sections took part...
     for f in (frames, plain):  # ...and the motion they show is the pair's
         assert float((f[:, [0, 2]] - f[:, 1:2]).abs().mean()) < 0.05 * raw
-    dropped = _Sampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=1.0)
+    dropped = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=1.0)
     assert torch.equal(dropped.batch(2, seed=0)[0], plain)
     # Order swaps and turns carry the outer sections along with their neighbours.
-    turned, _ = _Sampler(stack, [(1, 2, 3)], 64, augment=True, align=True, outer=usable, drop_outer=0.0).batch(8, 3)
+    turned, _ = TripletSampler(stack, [(1, 2, 3)], 64, augment=True, align=True, outer=usable, drop_outer=0.0).batch(8, 3)
     assert float((turned[:, [0, 2]] - turned[:, 1:2]).abs().mean()) < 0.05 * raw
 
 
@@ -294,7 +293,7 @@ def test_z_step_triplets_start_at_every_offset_and_keep_validation_apart():
     assert all((z - a) % 3 == 0 and (b - z) % 3 == 0 and 3 <= z - a <= 6 and 3 <= b - z <= 6 for a, z, b in trips)
     assert {z % 3 for _, z, _ in trips} == {0, 1, 2}  # every offset, not every third section only
     assert not any(17 in t for t in trips)
-    train, val = _split(trips, val_fraction=0.1, z_step=3)
+    train, val = split_triplets(trips, val_fraction=0.1, z_step=3)
     targets = {z for _, z, _ in val}
     assert targets and all(z - a == 3 and b - z == 3 for a, z, b in val)
     # the sections between a validation target and its neighbours are near copies of it: not trained on
@@ -326,15 +325,15 @@ def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
     assert float(ssim(as_t(noisy), as_t(clean))) == pytest.approx(metrics.ssim(noisy, clean), abs=1e-6)
     pred = as_t(ndimage.gaussian_filter(clean, 3)).float().requires_grad_()
     target = as_t(clean).float()
-    value = _loss(pred, target, "mse+ssim")
+    value = training_loss(pred, target, "mse+ssim")
     value.backward()
     assert value > torch.nn.functional.mse_loss(pred, target) and pred.grad.abs().sum() > 0
-    assert float(_loss(target, target, "mse+ssim")) == pytest.approx(0, abs=1e-6)
+    assert float(training_loss(target, target, "mse+ssim")) == pytest.approx(0, abs=1e-6)
     with torch.no_grad():
-        heavier = _loss(pred, target, "mse+ssim", ssim_weight=1.5)
+        heavier = training_loss(pred, target, "mse+ssim", ssim_weight=1.5)
         mse = torch.nn.functional.mse_loss(pred, target)
         assert float(heavier - mse) == pytest.approx(3 * float(value.detach() - mse), rel=1e-5)
-        assert float(_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(float(mse))
+        assert float(training_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(float(mse))
 
 
 def test_membrane_term_follows_the_segmentations_membranes(phantom):
@@ -362,7 +361,7 @@ def test_membrane_term_follows_the_segmentations_membranes(phantom):
     with torch.no_grad():
         pred = as_t(ndimage.gaussian_filter(clean, 3))
         for kind in ("l1+grad", "mse+ssim"):
-            added = _loss(pred, target, kind, membrane_weight=2.0) - _loss(pred, target, kind)
+            added = training_loss(pred, target, kind, membrane_weight=2.0) - training_loss(pred, target, kind)
             assert float(added) == pytest.approx(2 * float(membrane_loss(pred, target)), rel=1e-5)
 
 
@@ -482,6 +481,85 @@ def test_fit_rejects_bad_input(tmp_path):
     with pytest.raises(ValueError, match="keep must be one of"):
         fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, keep="first")
 
+
+def test_fit_config_defaults_and_checks():
+    """FitConfig holds fit's former keyword defaults and makes fit's checks, with its messages."""
+    assert dataclasses.asdict(FitConfig()) == {
+        "minutes": 30.0, "iterations": None, "batch_size": 8, "crop": 128, "lr": 2e-3,
+        "weight_decay": 1e-4, "loss": "l1+grad", "ssim_weight": 0.5, "membrane_weight": 0.0,
+        "max_gap": 3, "z_step": 1, "detect": True, "augment": True, "val_fraction": 0.1,
+        "val_size": 512, "val_minutes": 0.5, "checkpoint_minutes": 2.0, "clip_norm": None,
+        "keep": "last", "seed": 0, "workers": None}
+    bad = [({"loss": "l2"}, "loss must be one of"), ({"keep": "first"}, "keep must be one of"),
+           ({"minutes": None}, "give a budget"), ({"z_step": 0}, "z_step must be a positive integer"),
+           ({"z_step": 1.5}, "z_step must be a positive integer")]
+    for name in ("ssim_weight", "membrane_weight"):
+        bad += [({name: w}, f"{name} must be a finite number >= 0") for w in (-1.0, float("inf"))]
+    for fields, message in bad:
+        with pytest.raises(ValueError, match=f"^fit: {message}"):
+            FitConfig(**fields)
+    with pytest.raises(ValueError, match="give a budget"):  # overrides are checked too
+        FitConfig.resolve(FitConfig(iterations=5), minutes=None, iterations=None)
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"minutes": float("nan")}, "minutes must be a finite number > 0"),
+    ({"minutes": 0}, "minutes must be a finite number > 0"),
+    ({"minutes": -1}, "minutes must be a finite number > 0"),
+    ({"iterations": 0}, "iterations must be an integer >= 1"),
+    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+    ({"crop": 0}, "crop must be an integer >= 1"),
+    ({"max_gap": 0}, "max_gap must be an integer >= 1"),
+    ({"workers": 0}, "workers must be an integer >= 1"),
+    ({"seed": -1}, "seed must be an integer >= 0"),
+    ({"lr": 0.0}, "lr must be a finite number > 0"),
+    ({"lr": float("inf")}, "lr must be a finite number > 0"),
+    ({"clip_norm": 0.0}, "clip_norm must be a finite number > 0"),
+    ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
+])
+def test_fit_config_refuses_budgets_and_sizes_that_cannot_train(fields, message):
+    # Each of these ran without end, saved an untrained model or failed deep inside the loop.
+    with pytest.raises(ValueError, match=f"^fit: {message}"):
+        FitConfig(**fields)
+
+
+def test_fit_overrides_replace_settings_and_unknown_names_raise(phantom, tmp_path):
+    settings = FitConfig(minutes=None, iterations=2, batch_size=2, crop=32, detect=False)
+    assert FitConfig.resolve(settings) is settings
+    assert FitConfig.resolve(settings, seed=3) == dataclasses.replace(settings, seed=3)
+    assert FitConfig.resolve(None, iterations=4) == FitConfig(iterations=4)
+    with pytest.raises(TypeError, match=r"unknown setting\(s\) 'bogus'.*minutes, iterations"):
+        fit(phantom, tmp_path / "x", settings, bogus=1, progress=False)
+    with pytest.raises(TypeError, match="'bogus'"):
+        fit(phantom, tmp_path / "x", minutes=None, iterations=1, bogus=1, progress=False)
+    assert not (tmp_path / "x").exists()
+    # Settings plus overrides train exactly as the same keywords alone.
+    given = fit(phantom, tmp_path / "a", settings, config=TINY, seed=3, progress=False)
+    plain = fit(phantom, tmp_path / "b", minutes=None, iterations=2, batch_size=2, crop=32,
+                detect=False, seed=3, config=TINY, progress=False)
+    assert _same(given.model.state_dict(), plain.model.state_dict())
+
+
+def test_fit_saves_its_settings_and_folders_without_them_load(phantom, tmp_path):
+    folder = tmp_path / "m"
+    settings = FitConfig(minutes=None, iterations=2, batch_size=2, crop=32, detect=False, seed=2)
+    fit(phantom, folder, settings, config=TINY, loss="mse+ssim", progress=False)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["fit"] == dataclasses.asdict(dataclasses.replace(settings, loss="mse+ssim"))
+    assert FitConfig(**config["fit"]) == dataclasses.replace(settings, loss="mse+ssim")
+    assert config["training"]["loss"] == "mse+ssim" and config["training"]["crop"] == 32
+    # A folder from before the settings were saved loads, and resumes.
+    del config["fit"]
+    (folder / "config.json").write_text(json.dumps(config))
+    _, old = load_model(folder)
+    assert "fit" not in old and old["training"]["iterations"] == 2
+    again = fit(phantom, folder, settings, resume=True, progress=False)
+    assert again.record["iterations"] == 4
+    assert json.loads((folder / "config.json").read_text())["fit"] == dataclasses.asdict(settings)
+    assert FitConfig(batch_size=np.int64(2), detect=np.bool_(False)).to_dict()["batch_size"] == 2
+    save_model(SepConvInterpolator(TINY), tmp_path / "plain")  # not from fit: no settings
+    assert "fit" not in load_model(tmp_path / "plain")[1]
+    assert "model" in load_model()[1]  # the shipped folder
 
 def test_shipped_model_loads():
     model, config = load_model()

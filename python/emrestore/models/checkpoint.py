@@ -1,18 +1,18 @@
 """Model folders: ``model.safetensors`` (weights and input standardisation; after ``fit``, the
-weights it kept: see ``fit``'s ``keep``), ``config.json`` (architecture, normalisation and the
-training record) and, from training, ``last.safetensors`` (the latest weights) and ``optimizer.pt``
-for resuming, and ``best.safetensors`` (the best-validated weights). Every file is written to a
-temporary name and renamed, so a folder is never half-written."""
+weights it kept: see ``FitConfig.keep``), ``config.json`` (architecture, normalisation, the
+training record and ``fit``'s settings) and, from training, ``last.safetensors`` (the latest
+weights) and ``optimizer.pt`` for resuming, and ``best.safetensors`` (the best-validated weights).
+Every file is written to a temporary name and renamed, so a folder is never half-written."""
 
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..io import atomic_path
 from .interpolation import InterpolationConfig, SepConvInterpolator
 
 DEFAULT_MODEL = Path(__file__).parent / "default"
@@ -25,9 +25,9 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
 
 
 def _replace(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    """``write(tmp)`` to a temporary path, moved to ``path`` when complete."""
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _tensors(state: dict) -> dict:
@@ -35,11 +35,13 @@ def _tensors(state: dict) -> dict:
 
 
 def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None, *,
-               weights: dict | None = None, best: dict | None = None) -> Path:
+               weights: dict | None = None, best: dict | None = None,
+               fit_settings: dict | None = None) -> Path:
     """Writes ``model`` to ``folder``. ``weights``: a state dict to ship as ``model.safetensors``
     instead of the model's own (``fit``: the ones it keeps); with ``optimizer``, the model's own
     weights and the optimizer state are kept too, for resuming, and ``best`` (the best-validated
-    state dict) as ``best.safetensors``."""
+    state dict) as ``best.safetensors``. ``fit_settings`` (``fit``'s ``FitConfig`` as a dict) goes
+    into config.json as ``"fit"``; folders without it load all the same."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tensors = _tensors(model.state_dict())
@@ -55,6 +57,8 @@ def save_model(model: SepConvInterpolator, folder, record: dict | None = None, o
               "normalization": {"input": "intensity / dtype maximum (floats as given), in [0, 1]",
                                 "mean": float(model.mean), "std": float(model.std)},
               "training": record or {}}
+    if fit_settings is not None:
+        config["fit"] = fit_settings
     _replace(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=1)))
     return folder
 
