@@ -565,3 +565,27 @@ def test_shipped_model_loads():
     model, config = load_model()
     assert config["training"]["iterations"] > 0
     assert model.source == "default"
+
+
+def test_weights_with_nan_are_refused_on_load_and_in_inference(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from emrestore.models import DEFAULT_MODEL
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_bytes((DEFAULT_MODEL / "config.json").read_bytes())
+    state = load_file(str(DEFAULT_MODEL / "model.safetensors"))
+    name = next(k for k, v in state.items() if v.is_floating_point() and v.numel() > 1)
+    state[name] = state[name].clone()
+    state[name].view(-1)[0] = float("nan")
+    save_file(state, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match=f"corrupt weights \\(NaN or infinite values in {name}"):
+        load_model(folder)
+    # Weights damaged in memory: the section is refused, not written as zeros.
+    model, _ = load_model()
+    with torch.no_grad():
+        next(model.parameters()).fill_(float("nan"))
+    a = np.random.default_rng(0).random((64, 64), dtype=np.float32)
+    with pytest.raises(ValueError, match="gave NaN or infinite values"):
+        interpolate(model, a, a, 0.5, tile=None)

@@ -88,6 +88,11 @@ def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = 
         state = load_file(str(weights_path))
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
         raise ValueError(f"{weights_path}: corrupt weights ({e})") from None
+    damaged = sorted(name for name, tensor in state.items()
+                     if tensor.is_floating_point() and not torch.isfinite(tensor).all())
+    if damaged:
+        raise ValueError(f"{weights_path}: corrupt weights (NaN or infinite values in "
+                         f"{', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''})")
     try:
         model.load_state_dict(state)
     except RuntimeError as e:

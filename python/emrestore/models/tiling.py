@@ -69,6 +69,9 @@ def interpolate(model: SepConvInterpolator, before, after, t: float = 0.5, *, ti
     source = detail_source(a, b, t, aligned=aligned) if detail else None
 
     def finish(pred: np.ndarray) -> np.ndarray:
+        if not np.isfinite(pred).all():  # damaged weights: never a silently wrong section
+            raise ValueError(f"interpolate: the network ({getattr(model, 'source', 'in memory')}) "
+                             "gave NaN or infinite values; its weights may be damaged")
         return add_detail(pred, source, amount=detail, sigma=model.config.detail_sigma) if detail else pred
 
     if not tta:
