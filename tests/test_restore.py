@@ -208,3 +208,26 @@ def test_cli_restore_reports_bad_input_clearly(tmp_path):
     with pytest.raises(SystemExit, match="at least 3 sections"):
         cli.main(["restore", str(tmp_path / "two.tif"), "-o", str(tmp_path / "out.tif"), "--quiet"])
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_restore_reports_how_much_of_each_section_it_changed():
+    from emrestore.conventions import BITS as bits
+
+    stack = make_phantom((7, 96, 96), seed=5).raw
+    masks = np.zeros(stack.shape, np.uint8)
+    masks[3] = bits["ms"]  # a whole section
+    masks[5, 10:40, 10:40] = bits["ms"]  # a partial call in tissue that is there
+    result = restore(stack, masks=masks, tile=None)
+    changed = {r["index"]: r["changed"] for r in result.report["restored"]}
+    for z, fraction in changed.items():
+        assert fraction == pytest.approx(np.mean(result.stack[z] != stack[z]), abs=1e-4)
+    assert changed[3] > 0.5 and 0 < changed[5] <= 900 / 96**2
+    untouched = [z for z in range(len(stack)) if z not in changed]
+    np.testing.assert_array_equal(result.stack[untouched], stack[untouched])
+    (warning,) = result.report["warnings"]
+    assert "partly missing" in warning and "5 (" in warning
+
+
+def test_restore_warns_that_tiny_sections_defeat_detection():
+    stack = make_phantom((7, 32, 32), seed=1).raw
+    assert any("too small for reliable detection" in w for w in restore(stack, tile=None).report["warnings"])

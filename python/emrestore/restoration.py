@@ -100,6 +100,7 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
             records.append(record)
             continue
         out[z][region] = filled[region]
+        record["changed"] = round(float(np.count_nonzero(out[z] != volume[z])) / out[z].size, 4)
         records.append(record)
     others = []
     for z in range(len(volume)):
@@ -112,7 +113,31 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
               "model": getattr(model, "source", None), "tta": bool(tta), "detail": detail}
     if sections is not None:
         report["detection"] = sections
+    report["warnings"] = warnings_for(records, volume.shape, detected=sections is not None)
     return Restoration(stack=out, masks=masks, report=report)
+
+
+# A section judged partly missing that has this share of its pixels rewritten is named in a
+# warning: in intact tissue such calls are the detector's mistakes, and the user should look.
+PARTIAL_WARNING = 0.01
+# Sections narrower than this give the missing-section detector too little texture to judge.
+MIN_DETECT_SIDE = 64
+
+
+def warnings_for(records: list[dict], shape, detected: bool = True) -> list[str]:
+    """What the user should check in a restoration: partly missing sections with a large share
+    rewritten, and sections too small for detection to be trusted."""
+    found = []
+    partial = [r for r in records if r["kind"] == "partial" and r.get("changed", 0) >= PARTIAL_WARNING]
+    if partial:
+        listed = ", ".join(f"{r['index']} ({100 * r['changed']:.1f}%)" for r in partial)
+        found.append(f"{len(partial)} section(s) judged partly missing had pixels rewritten: "
+                     f"{listed}; if they are intact, these are detection errors: check the masks")
+    if detected and min(shape[1:]) < MIN_DETECT_SIDE:
+        found.append(f"sections of {shape[1]} x {shape[2]} px are too small for reliable detection "
+                     f"(at least {MIN_DETECT_SIDE} px across): missing sections may be missed or "
+                     f"intact ones called missing")
+    return found
 
 
 def as_method(model=None, *, tile: int | None = 512, tta: bool = False, detail: float | None = None):
