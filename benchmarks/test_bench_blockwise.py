@@ -19,7 +19,7 @@ from emrestore.blockwise import restore_volume
 from emrestore.models import InterpolationConfig, SepConvInterpolator
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms
-from emrestore.volume import open_volume
+from emrestore.io import open_volume
 
 SHAPE, BLOCK, HALO = (64, 320, 320), (8, 320, 320), (4, 0, 0)
 

@@ -6,13 +6,12 @@ import json
 import numpy as np
 import pytest
 import zarr
-
 from emrestore import cli, metrics, restore, restore_volume
-from emrestore.blockwise import _needed_window, blocks_folder, output_chunks
+from emrestore.blockwise import blocks_folder, needed_z_window, output_chunks
 from emrestore.models import InterpolationConfig, SepConvInterpolator
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms
-from emrestore.volume import open_volume, staging_path
+from emrestore.io import open_volume, staging_path
 
 TINY = InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
 
@@ -63,14 +62,14 @@ def test_blocks_along_z_give_the_whole_stack_result(tmp_path, volume, model, who
 
 def test_a_window_grows_until_each_missing_section_has_its_sources():
     inside = [{"index": 5, "action": "interpolated", "sources": [4, 7]}]
-    assert _needed_window(inside, 3, 9, 12, outer_flow=False) == (3, 9)
-    assert _needed_window(inside, 3, 9, 12, outer_flow=True) == (1, 11)  # the sections beyond, 3 away
+    assert needed_z_window(inside, 3, 9, 12, outer_flow=False) == (3, 9)
+    assert needed_z_window(inside, 3, 9, 12, outer_flow=True) == (1, 11)  # the sections beyond, 3 away
     copied_up = [{"index": 5, "action": "copied", "sources": [4]}]  # nothing intact above in [3, 7)
-    assert _needed_window(copied_up, 3, 7, 12, outer_flow=True) == (3, 8)
-    assert _needed_window(copied_up, 3, 12, 12, outer_flow=True) == (3, 12)  # the volume's end: as in memory
+    assert needed_z_window(copied_up, 3, 7, 12, outer_flow=True) == (3, 8)
+    assert needed_z_window(copied_up, 3, 12, 12, outer_flow=True) == (3, 12)  # the volume's end: as in memory
     nothing = [{"index": 5, "action": "none"}]
-    assert _needed_window(nothing, 3, 7, 12, outer_flow=True) == (2, 8)
-    assert _needed_window(nothing, 0, 12, 12, outer_flow=True) == (0, 12)
+    assert needed_z_window(nothing, 3, 7, 12, outer_flow=True) == (2, 8)
+    assert needed_z_window(nothing, 0, 12, 12, outer_flow=True) == (0, 12)
 
 
 def test_output_chunks_tile_the_blocks():
@@ -96,7 +95,7 @@ def test_tiles_along_y_and_x_restore_the_same_sections(tmp_path, volume, whole):
 
 def test_parts_share_the_blocks_and_a_last_run_moves_the_outputs_into_place(tmp_path, volume, model, whole):
     src = _zarr(tmp_path / "in.zarr", volume[1])
-    kw = dict(block=(4, 320, 320), halo=(6, 0, 0), model=model, tile=None)
+    kw = {"block": (4, 320, 320), "halo": (6, 0, 0), "model": model, "tile": None}
     first = restore_volume(src, tmp_path / "out.zarr", part=(0, 2), **kw)
     assert first == {"blocks": 3, "done": 2, "this_part": 2, "restored_now": 2, "finished": False}
     assert not (tmp_path / "out.zarr").exists() and not (tmp_path / "out_report.json").exists()
