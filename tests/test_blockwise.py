@@ -134,3 +134,47 @@ def test_cli_restores_block_by_block(tmp_path, volume, capsys):
         cli.main(["restore", str(src), "-o", str(tmp_path / "out.tif"), "--block", "6,320,320", "--quiet"])
     with pytest.raises(SystemExit, match="exist"):
         cli.main(base)
+
+
+def test_hdf5_outputs_keep_the_files_other_datasets(tmp_path, volume, model, whole):
+    import h5py
+
+    src = _zarr(tmp_path / "in.zarr", volume[1])
+    with h5py.File(tmp_path / "v.h5", "w") as f:
+        f["raw"] = volume[0]
+    with h5py.File(tmp_path / "m.h5", "w") as f:
+        f["notes"] = np.arange(3)
+    restore_volume(src, f"{tmp_path / 'v.h5'}:restored", masks=f"{tmp_path / 'm.h5'}:masks",
+                   block=(6, 320, 320), halo=(10, 0, 0), model=model, tile=None)
+    with h5py.File(tmp_path / "v.h5", "r") as f:
+        assert sorted(f) == ["raw", "restored"]
+        np.testing.assert_array_equal(f["raw"][:], volume[0])
+        np.testing.assert_array_equal(f["restored"][:], whole.stack)
+    with h5py.File(tmp_path / "m.h5", "r") as f:
+        assert sorted(f) == ["masks", "notes"]
+        np.testing.assert_array_equal(f["masks"][:], whole.masks)
+
+
+def test_a_run_resumes_with_its_input_named_another_way(tmp_path, volume, model, monkeypatch):
+    src = _zarr(tmp_path / "in.zarr", volume[1])
+    kw = {"block": (6, 320, 320), "halo": (10, 0, 0), "model": model, "tile": None}
+    restore_volume(src, tmp_path / "out.zarr", part=(0, 2), **kw)
+    monkeypatch.chdir(tmp_path)
+    done = restore_volume("in.zarr", tmp_path / "out.zarr", part=(1, 2), **kw)  # relative now
+    assert done["done"] == 2 and done["restored_now"] == 1
+
+
+def test_float_volumes_keep_their_range_block_by_block(tmp_path, volume, model):
+    wide = (volume[1].astype(np.float32) * 4 - 300).astype(np.float32)
+    src = _zarr(tmp_path / "in.zarr", wide)
+    report = restore_volume(src, tmp_path / "out.zarr", block=(6, 160, 160), halo=(10, 32, 32),
+                            model=model, tile=None)
+    assert report["value_range"] == [float(wide.min()), float(wide.max())]
+    # Every block maps the whole volume's range, as the stack in memory does.
+    in_memory = restore(wide, model=model, tile=None)
+    blocks = open_volume(tmp_path / "out.zarr")[:]
+    restored = sorted({r["index"] for r in report["restored"]})
+    assert restored == sorted(r["index"] for r in in_memory.report["restored"])
+    assert blocks.max() > 1.0 and blocks.min() < 0.0  # not clipped to [0, 1]
+    for r in report["restored"]:
+        assert 0 < r["changed"] <= 1

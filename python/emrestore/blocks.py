@@ -20,7 +20,6 @@ commits it alone.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .io import ChunkedOutput, path_format, remove, split_path, staging_path, write_json
+from .io import ChunkedOutput, path_format, publish, remove, split_path, staging_path, write_json
 
 AXES = "zyx"  # blocks are 3-D: sections, rows, columns
 
@@ -248,8 +247,7 @@ class BlockRunner:
         records = [json.loads(task.record_path(b).read_text()) for b in self.grid]
         summary = task.summarize(records)
         for output, stage in zip(task.outputs, self.staged):
-            remove(output.path)
-            os.replace(split_path(stage)[0], split_path(output.path)[0])
+            publish(stage, output.path)
         write_json(task.summary, summary)  # before the records go: a crash here leaves them
         shutil.rmtree(task.records)
         return BlocksDone(count, done, len(self.mine()), done_now, summary)

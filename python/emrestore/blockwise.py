@@ -34,8 +34,8 @@ from .blocks import (
     records_folder,
     run_blocks,
 )
-from .conventions import SUPPORTED_DTYPES
-from .io import beside, check_outputs, open_volume
+from .conventions import SUPPORTED_DTYPES, intensity_range
+from .io import beside, check_outputs, open_volume, split_path
 
 DEFAULT_BLOCK = (64, 2048, 2048)
 # z: the sources of runs of up to three missing sections and the sections beyond them, with room
@@ -117,8 +117,11 @@ def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
         lo, hi = max(0, min(lo, need_lo - z_halo)), min(z_count, max(hi, need_hi + z_halo))
     cut = (slice(z0 - lo, z1 - lo), slice(y0 - ylo, y1 - ylo), slice(x0 - xlo, x1 - xlo))
     region = [y0, y1, x0, x1]
+    restored, given = result.stack[cut], window[cut]
     for r in core:
         r["region"] = region
+        z = r["index"] - z0  # the share of the block's own pixels that changed
+        r["changed"] = round(float(np.count_nonzero(restored[z] != given[z])) / restored[z].size, 4)
     untouched = [dict(r, index=r["index"] + lo, region=region)
                  for r in result.report["left_untouched"] if z0 <= r["index"] + lo < z1]
     detection = [dict(r, index=r["index"] + lo, region=region)
@@ -146,11 +149,14 @@ def _by_place(entries):
 
 def _report(run: dict, sections: int, records: list[dict]) -> dict:
     """The whole volume's report from the blocks' records (in grid order)."""
-    return dict(run, sections=sections, blocks=len(records),
-                restored=_by_place(r for rec in records for r in rec["restored"]),
+    from .restoration import warnings_for
+
+    restored = _by_place(r for rec in records for r in rec["restored"])
+    return dict(run, sections=sections, blocks=len(records), restored=restored,
                 left_untouched=_by_place(r for rec in records for r in rec["left_untouched"]),
                 detection=_by_place(r for rec in records for r in rec["detection"]),
-                windows={rec["block"]: rec["window"] for rec in records})
+                windows={rec["block"]: rec["window"] for rec in records},
+                warnings=warnings_for(restored, run["shape"]))
 
 
 def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, halo=DEFAULT_HALO,
@@ -192,13 +198,18 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
     device = pick_device(device)
     detail = model.config.detail_share(detail)
-    # The run's arguments: a resumed run (or another part) must restore exactly as this one.
-    run = {"source": str(src), "shape": list(volume.shape), "dtype": str(volume.dtype),
+    # Floats outside [0, 1]: every block maps the whole volume's range to [0, 1], not its own.
+    value_range = intensity_range(volume)
+    # The run's arguments: a resumed run (or another part) must restore exactly as this one. The
+    # source by its resolved path: the same input given another way is the same run.
+    file, key = split_path(src)
+    source = f"{file.resolve()}:{key}" if key else str(file.resolve())
+    run = {"source": source, "shape": list(volume.shape), "dtype": str(volume.dtype),
            "block": list(block), "halo": list(halo), "model": getattr(model, "source", None),
            "weights": _fingerprint(model), "tta": bool(tta), "detail": detail, "tile": tile,
-           "detect_options": detect_options or {}}
+           "detect_options": detect_options or {}, "value_range": list(value_range)}
     restore_kw = {"tile": tile, "device": device, "tta": tta, "detail": detail,
-                  "detect_options": detect_options}
+                  "detect_options": detect_options, "value_range": value_range}
     model = model.to(device).eval()
     chunks = output_chunks(block, volume.shape)
     task = Task(name="restore", shape=volume.shape, block=block, halo=halo,

@@ -8,7 +8,8 @@ its final name is always complete.
 """
 
 from .atomic import atomic_path, move_into_place, remove, write_json
-from .chunked import ChunkedOutput
+from .chunked import ChunkedOutput, publish
+from .outputs import check_output_name, check_outputs, check_replaceable, exists, names_folder
 from .paths import (
     HDF5_SUFFIXES,
     SECTION_SUFFIXES,
@@ -22,12 +23,36 @@ from .paths import (
     staging_path,
 )
 from .sections import read_section, section_files, sections_like
-from .stacks import check_outputs, read_stack, write_stack
+from .stacks import read_stack, write_stack
 from .volume import Volume, open_volume
 
 __all__ = [
-    "HDF5_SUFFIXES", "SECTION_SUFFIXES", "STACK_SUFFIXES", "TIFF_SUFFIXES", "ZARR_SUFFIX",
-    "ChunkedOutput", "Volume", "atomic_path", "beside", "check_outputs", "is_chunked",
-    "move_into_place", "open_volume", "path_format", "read_section", "read_stack", "remove",
-    "section_files", "sections_like", "split_path", "staging_path", "write_json", "write_stack",
+    "HDF5_SUFFIXES",
+    "SECTION_SUFFIXES",
+    "STACK_SUFFIXES",
+    "TIFF_SUFFIXES",
+    "ZARR_SUFFIX",
+    "ChunkedOutput",
+    "Volume",
+    "atomic_path",
+    "beside",
+    "check_output_name",
+    "check_outputs",
+    "check_replaceable",
+    "exists",
+    "is_chunked",
+    "move_into_place",
+    "names_folder",
+    "open_volume",
+    "path_format",
+    "publish",
+    "read_section",
+    "read_stack",
+    "remove",
+    "section_files",
+    "sections_like",
+    "split_path",
+    "staging_path",
+    "write_json",
+    "write_stack",
 ]

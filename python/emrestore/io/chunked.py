@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .atomic import move_into_place
 from .paths import HDF5_DEFAULT_DATASET, path_format, split_path
 
 
@@ -52,3 +53,22 @@ class ChunkedOutput:
         if self._handle is not None:
             self._handle.close()
             self._handle = None
+
+
+def publish(staged, final) -> None:
+    """Moves a complete chunked output from its staging name (``staging_path``) to ``final``: a
+    zarr array or a new HDF5 file by renaming, replacing what was there; into an HDF5 file that
+    exists, by copying the dataset in, so that the file's other datasets stay as they are."""
+    staged_file, staged_key = split_path(staged)
+    final_file, final_key = split_path(final)
+    if path_format(final) == "hdf5" and final_file.is_file():
+        import h5py
+
+        key = final_key or HDF5_DEFAULT_DATASET
+        with h5py.File(staged_file, "r") as source, h5py.File(final_file, "a") as target:
+            if key in target:
+                del target[key]
+            target.copy(source[staged_key or HDF5_DEFAULT_DATASET], key)
+        staged_file.unlink()
+        return
+    move_into_place(staged_file, final_file)

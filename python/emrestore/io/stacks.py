@@ -1,6 +1,5 @@
 """Whole stacks in memory: ``read_stack`` reads every section of a lazy volume, ``write_stack``
-writes a stack atomically in the format its path names, ``check_outputs`` refuses outputs that
-would replace the input or each other."""
+writes a stack atomically in the format its path names."""
 
 from __future__ import annotations
 
@@ -10,7 +9,8 @@ import numpy as np
 
 from .atomic import atomic_path
 from .chunked import ChunkedOutput
-from .paths import STACK_SUFFIXES, is_chunked, split_path
+from .outputs import check_output_name, check_replaceable, exists
+from .paths import HDF5_DEFAULT_DATASET, STACK_SUFFIXES, is_chunked, path_format, split_path
 from .sections import write_sections
 from .volume import open_volume
 
@@ -31,13 +31,17 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
     stack = np.asarray(stack)
     if stack.ndim != 3:
         raise ValueError(f"expected a stack [Z, H, W] to write; got shape {stack.shape}")
-    file = split_path(path)[0]
-    if file.exists() and not overwrite:
-        raise FileExistsError(f"{file} exists; pass overwrite=True (--overwrite) to replace it")
+    check_output_name(path, folder=True)
+    file, key = split_path(path)
+    if exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite) to replace it")
+    check_replaceable(path, names)
+    chunks = (1,) + tuple(min(n, 1024) for n in stack.shape[1:])
+    if path_format(path) == "hdf5" and file.exists():
+        _write_dataset(file, key or HDF5_DEFAULT_DATASET, stack, chunks)
+        return file
     if is_chunked(path):
-        key = split_path(path)[1]
         with atomic_path(file) as tmp:
-            chunks = (1,) + tuple(min(n, 1024) for n in stack.shape[1:])
             out = ChunkedOutput(f"{tmp}:{key}" if key else tmp, stack.shape, stack.dtype, chunks)
             try:
                 out.write((0, 0, 0), stack)
@@ -67,16 +71,22 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
     return file
 
 
-def check_outputs(src, targets, overwrite: bool) -> None:
-    """Refuses outputs (any stack path, or a report) that would replace the input ``src``, that
-    coincide, or that exist unless ``overwrite``."""
-    src, files = split_path(src)[0], [split_path(t)[0] for t in targets]
-    if src.exists() and any(f.resolve() == src.resolve() for f in files):
-        raise ValueError(f"an output would overwrite the input {src}")
-    if len({f.resolve() for f in files}) != len(files):
-        raise ValueError(f"output paths must differ; got {[str(t) for t in targets]}")
-    existing = [str(f) for f in files if f.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace"
-        )
+
+def _write_dataset(file: Path, key: str, stack: np.ndarray, chunks) -> None:
+    """Writes one dataset into an existing HDF5 file, leaving its other datasets as they are: under
+    a staging name first, which replaces ``key`` only once complete."""
+    import h5py
+
+    staged = f"{key}.partial"
+    with h5py.File(file, "a") as handle:
+        if staged in handle:
+            del handle[staged]
+        try:
+            handle.create_dataset(staged, data=stack, chunks=chunks)
+        except BaseException:
+            if staged in handle:
+                del handle[staged]
+            raise
+        if key in handle:
+            del handle[key]
+        handle.move(staged, key)
