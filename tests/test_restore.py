@@ -231,3 +231,19 @@ def test_restore_reports_how_much_of_each_section_it_changed():
 def test_restore_warns_that_tiny_sections_defeat_detection():
     stack = make_phantom((7, 32, 32), seed=1).raw
     assert any("too small for reliable detection" in w for w in restore(stack, tile=None).report["warnings"])
+
+
+def test_cli_restore_says_how_much_of_each_section_it_changed(tmp_path, capsys):
+    stack = make_phantom((9, 96, 96), seed=2).raw
+    stack[4] = 0
+    io.write_stack(tmp_path / "in.tif", stack)
+    assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--tile", "0",
+                     "--quiet"]) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "out_report.json").read_text())
+    changed = {r["index"]: r["changed"] for r in report["restored"]}
+    assert changed[4] > 0.9
+    assert f"4 ({100 * changed[4]:.1f}%)" in out
+    restored = io.read_stack(tmp_path / "out.tif")
+    for z in set(range(len(stack))) - set(changed):  # sections not listed are bit-identical
+        np.testing.assert_array_equal(restored[z], stack[z])

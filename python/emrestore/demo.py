@@ -47,16 +47,26 @@ def _panel(columns: dict[str, np.ndarray], rows: list[int]) -> np.ndarray:
         for name, stack in columns.items():
             tile = cv2.cvtColor(stack[z], cv2.COLOR_GRAY2BGR)
             cv2.rectangle(tile, (0, 0), (tile.shape[1], 26), (0, 0, 0), -1)
-            cv2.putText(tile, f"{name} z={z}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (255, 255, 255), 1,
-                        cv2.LINE_AA)
+            cv2.putText(tile, f"{name} z={z}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                        (255, 255, 255), 1, cv2.LINE_AA)
             row.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=255))
         tiles.append(np.concatenate(row, 1))
     return np.concatenate(tiles, 0)
 
 
-def run(output="emrestore-demo", *, model=None, seed: int = SEED, progress: bool = True) -> dict:
-    """Runs the demo; returns the scores and writes ``panel.png`` and ``report.json`` to ``output``."""
+FILES = ("panel.png", "report.json")
+
+
+def run(output="emrestore-demo", *, model=None, seed: int = SEED, overwrite: bool = False,
+        progress: bool = True) -> dict:
+    """Runs the demo; returns the scores and writes ``FILES`` to the folder ``output``. Refuses,
+    before any work, a folder that holds either of them, unless ``overwrite``."""
+    from .workflows import check_new_files
+
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output} is a file; the demo writes to a folder")
+    check_new_files([output / name for name in FILES], overwrite)
     clean = make_phantom(SHAPE, seed=seed).raw
     degraded, truth = degrade(clean, seed)
     start = time.perf_counter()
@@ -66,7 +76,8 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, progress: bool
     true = truth > 0
     zs = sorted(PLAN)
     detection = {"true_sections": zs,
-                 "found_sections": [int(z) for z in np.flatnonzero(found.reshape(len(found), -1).any(1))],
+                 "found_sections": [int(z) for z in
+                                    np.flatnonzero(found.reshape(len(found), -1).any(1))],
                  "pixel_iou": float((found & true).sum() / max((found | true).sum(), 1))}
     scores = {"degraded": _scores(degraded, clean, zs)}
     restored = {}
@@ -75,12 +86,13 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, progress: bool
         scores[name] = _scores(restored[name], clean, zs)
     scores["emrestore"] = _scores(result.stack, clean, zs)
     output.mkdir(parents=True, exist_ok=True)
-    panel = _panel({"clean": clean, "missing": degraded, "linear": restored["linear"], "flow": restored["flow"],
-                    "emrestore": result.stack}, [3, 8, 11])
+    panel = _panel({"clean": clean, "missing": degraded, "linear": restored["linear"],
+                    "flow": restored["flow"], "emrestore": result.stack}, [3, 8, 11])
     with atomic_path(output / "panel.png") as tmp:
         if not cv2.imwrite(str(tmp), panel):
             raise OSError(f"could not write {output / 'panel.png'}")
-    report = {"phantom": {"shape": list(SHAPE), "seed": seed}, "missing": {str(z): m for z, m in PLAN.items()},
+    report = {"phantom": {"shape": list(SHAPE), "seed": seed},
+              "missing": {str(z): m for z, m in PLAN.items()},
               "detection": detection, "scores": scores, "restore_seconds": round(seconds, 2),
               "restore_report": result.report}
     write_json(output / "report.json", report)
@@ -89,8 +101,9 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, progress: bool
 
 def summary(report: dict) -> str:
     d = report["detection"]
-    lines = [(f"missing sections simulated at {d['true_sections']}, detected at {d['found_sections']} "
-              f"(pixel IoU {d['pixel_iou']:.2f}); restored in {report['restore_seconds']:.1f} s"),
+    lines = [(f"missing sections simulated at {d['true_sections']}, detected at "
+              f"{d['found_sections']} (pixel IoU {d['pixel_iou']:.2f}); restored in "
+              f"{report['restore_seconds']:.1f} s"),
              "", "| method | PSNR (dB) | SSIM |", "|---|---:|---:|"]
     for name, s in report["scores"].items():
         lines.append(f"| {name} | {s['psnr']:.2f} | {s['ssim']:.3f} |")

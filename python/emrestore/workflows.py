@@ -27,21 +27,22 @@ def read_sections(path, sections: slice = slice(None), step: int = 1) -> np.ndar
     return volume[picked.start : picked.stop : picked.step]
 
 
-def simulate_to_disk(src, out, *, rates: dict, seed: int = 0, preset: str = "realistic", masks=None,
-                     manifest=None, flows=None, overwrite: bool = False, progress: bool = False) -> dict:
+def simulate_to_disk(src, out, *, rates: dict, seed: int = 0, preset: str = "realistic",
+                     masks=None, manifest=None, flows=None, overwrite: bool = False,
+                     progress: bool = False) -> dict:
     """Degrades the stack at ``src`` with ``emrestore.simulate.simulate_stack`` and writes the
     degraded stack to ``out`` (the input's kind of format), the masks (default ``OUT_masks``),
     the JSON manifest (default ``OUT.json``) and, with ``flows``, the folds' flows as ``.npz``.
     Returns the manifest."""
     from .simulate import simulate_stack
 
+    names, section_format = _check_outputs(src, [out, masks], overwrite,
+                                           [manifest or io.beside(out, "", ".json")]
+                                           + ([flows] if flows else []))
     src, out = Path(src), Path(out)
     masks = Path(masks) if masks else io.beside(out, "_masks")
     manifest_path = Path(manifest) if manifest else io.beside(out, "", ".json")
-    targets = [out, masks, manifest_path] + ([Path(flows)] if flows else [])
-    io.check_outputs(src, targets, overwrite)
     volume = io.read_stack(src)
-    names, section_format = io.sections_like(src)
     if volume.dtype.kind == "f":
         section_format = "tif"  # PNG holds no floats
     result = simulate_stack(volume, rates, seed=seed, sff={"preset": preset},
@@ -67,11 +68,10 @@ def detect_to_disk(src, masks, *, report=None, options: dict | None = None,
     Returns the report."""
     from .detect import detect_stack
 
+    names, section_format = _check_outputs(src, [masks], overwrite, [report] if report else [])
     src, masks = Path(src), Path(masks)
     report_path = Path(report) if report else None
-    io.check_outputs(src, [masks] + ([report_path] if report_path else []), overwrite)
     volume = io.read_stack(src)
-    names, section_format = io.sections_like(src)
     result = detect_stack(volume, progress=progress, **(options or {}))
     io.write_stack(masks, result.masks, overwrite=overwrite, names=names,
                    section_format=section_format)
@@ -97,10 +97,13 @@ def restore_to_disk(src, out, *, masks=None, report=None, block=None, halo=None,
     the blocks done)."""
     from .restoration import restore
 
+    blockwise = block is not None or halo is not None or part is not None or io.is_chunked(out)
+    if not blockwise:  # restore_volume checks its own outputs
+        _check_outputs(src, [out, masks], overwrite, [report or io.beside(out, "_report", ".json")])
     src, out = Path(src), Path(out)
     masks = Path(masks) if masks else io.beside(out, "_masks")
     report = Path(report) if report else io.beside(out, "_report", ".json")
-    if block is not None or halo is not None or part is not None or io.is_chunked(out):
+    if blockwise:
         from .blockwise import DEFAULT_BLOCK, DEFAULT_HALO, restore_volume
 
         if not (io.is_chunked(out) and io.is_chunked(masks)):
@@ -110,7 +113,6 @@ def restore_to_disk(src, out, *, masks=None, report=None, block=None, halo=None,
                               halo=halo or DEFAULT_HALO, part=part, model=model, tile=tile,
                               device=device, tta=tta, detail=detail, overwrite=overwrite,
                               progress=progress)
-    io.check_outputs(src, [out, masks, report], overwrite)
     stack = io.read_stack(src)
     names, section_format = io.sections_like(src)
     result = restore(stack, model=model, tile=tile, device=device, tta=tta, detail=detail,
@@ -123,41 +125,109 @@ def restore_to_disk(src, out, *, masks=None, report=None, block=None, halo=None,
     return result.report
 
 
+def _check_outputs(src, stacks: list, overwrite: bool, others: list) -> tuple[list | None, str]:
+    """Checks a command's outputs before any work (``io.check_outputs``): ``stacks`` its stack
+    outputs (None: the default beside the first), ``others`` its reports. A stack output without
+    an extension is a folder of sections only when the input is one or the first output's path
+    ends with '/'. Returns the input's section names and format (``io.sections_like``)."""
+    names, section_format = io.sections_like(src)
+    folder = names is not None or io.names_folder(stacks[0])
+    stacks = [p if p else io.beside(stacks[0], "_masks") for p in stacks]
+    for path in stacks:
+        io.check_output_name(path, folder=folder)
+    io.check_outputs(src, stacks + others, overwrite, names=names)
+    return names, section_format
+
+
 def fit_to_disk(src, out, *, phantom: bool = False, sections: slice = slice(None), config=None,
-                resume: bool = False, overwrite: bool = False, **fit_options):
+                resume: bool = False, overwrite: bool = False, crop: int | None = None,
+                **fit_options):
     """Trains the interpolation network on the stack at ``src`` (cut to ``sections``; every
     offset trains, see ``fit``'s ``z_step``) or, with ``phantom``, on the built-in phantom, and
     saves it to the model folder ``out``; refuses a non-empty folder unless ``resume`` or
-    ``overwrite``. ``config`` and ``fit_options`` as ``emrestore.fit`` takes them. Returns its
-    ``FitResult``."""
-    from .models import fit
+    ``overwrite``. ``crop``: the training crops' side, at most the sections' and, for a new model,
+    a multiple of its pooling stride (default: ``FitConfig``'s, at most the sections' side).
+    ``config`` and ``fit_options`` as ``emrestore.fit`` takes them. Returns its ``FitResult``.
+    Everything is checked before the stack is read."""
+    from .models import InterpolationConfig, fit
 
     if (src is None) == (not phantom):
         raise ValueError("give a stack IN or --phantom (not both)")
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; the model goes to a folder")
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise ValueError(f"{out} is not empty; pass --resume to continue it or --overwrite")
+    if crop is not None:
+        shape = PHANTOM_SHAPE if phantom else io.open_volume(src).shape
+        _check_crop(crop, shape[1:], None if resume else (config or InterpolationConfig()))
+        fit_options["crop"] = crop
     if phantom:
         from .phantom import make_phantom
 
         stack = make_phantom(PHANTOM_SHAPE, seed=fit_options.get("seed", 0)).raw
     else:
         stack = read_sections(src, sections)
-    out = Path(out)
-    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
-        raise ValueError(f"{out} is not empty; pass --resume to continue it or --overwrite")
     return fit(stack, out, config=config, resume=resume, **fit_options)
 
 
-def evaluate_to_disk(data, output, *, artifacts, methods: dict, reference: str = "flow",
-                     labels=None, sections: slice = slice(None), section_text: str | None = None,
+def _check_crop(crop: int, section_shape, config) -> None:
+    """Refuses a training crop larger than the sections, or one that the network (``config``;
+    None: not known yet, as when resuming) cannot pool down to whole pixels."""
+    h, w = section_shape
+    if crop > min(h, w):
+        raise ValueError(f"--crop {crop} is larger than the sections ({h} x {w} pixels); give at "
+                         f"most {min(h, w)}")
+    if config is not None and crop % config.stride:
+        stride = config.stride
+        nearest = [c for c in (crop // stride * stride, (crop // stride + 1) * stride)
+                   if 0 < c <= min(h, w)]
+        raise ValueError(f"--crop {crop} is no multiple of {stride}, the network's pooling "
+                         f"stride (2 ** (levels - 1) for --widths "
+                         f"{','.join(map(str, config.widths))})"
+                         + (f"; try {' or '.join(map(str, nearest))}" if nearest else ""))
+
+
+def check_new_files(paths, overwrite: bool) -> None:
+    """Refuses to replace any of the files ``paths`` that exist, unless ``overwrite``: for the
+    commands whose outputs are fixed names in a folder (evaluate, demo)."""
+    existing = [str(p) for p in map(Path, paths) if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) "
+                              f"to replace")
+
+
+EVALUATE_FILES = ("results.md", "results.csv", "results.json", "comparison.md",
+                  "comparison.json")
+
+
+def evaluate_to_disk(data, output, *, artifacts, methods: dict, model=None, tta: bool = False,
+                     detail: float | None = None, reference: str = "flow", labels=None,
+                     sections: slice = slice(None), section_text: str | None = None,
                      z_step: int = 1, seed: int = 0, all_sections: bool = False,
+                     overwrite: bool = False,
                      progress: bool = False) -> tuple[list[dict], list[dict]]:
-    """Scores ``methods`` (name -> method) on every stack in ``data`` (``emrestore.evaluate``),
-    each cut to ``sections`` (written ``section_text`` in the table) and thinned by ``z_step``;
-    ``labels``: ground-truth membrane masks (cells > 0) for the one stack. Writes the results to
-    the folder ``output``; returns the rows and the pairs compared with ``reference``."""
+    """Scores ``methods`` (name -> method) and, with ``model`` (a model folder or network), the
+    interpolation network as method "emrestore" (``restoration.as_method`` with ``tta`` and
+    ``detail``) on every stack in ``data`` (``emrestore.evaluate``), each cut to ``sections``
+    (written ``section_text`` in the table) and thinned by ``z_step``; ``labels``: ground-truth
+    membrane masks (cells > 0) for the one stack. Writes the results to the folder ``output``
+    (``EVALUATE_FILES``); refuses, before any work, a folder holding any of them unless
+    ``overwrite`` (then a comparison left from an earlier run is removed when this one makes
+    none). Returns the rows and the pairs compared with ``reference``."""
     from . import evaluate
 
+    output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise ValueError(f"{output} is a file; the results go to a folder")
+    check_new_files([output / name for name in EVALUATE_FILES], overwrite)
     if labels is not None and len(data) != 1:
         raise ValueError("--labels goes with exactly one DATA stack")
+    methods = dict(methods)
+    if model is not None:
+        from .restoration import as_method
+
+        methods["emrestore"] = as_method(model, tta=tta, detail=detail)
     rows = []
     for path in data:
         stack = read_sections(path, sections, z_step)
@@ -175,4 +245,7 @@ def evaluate_to_disk(data, output, *, artifacts, methods: dict, reference: str =
                                   progress=progress)
     pairs = evaluate.compare(rows, reference) if reference in methods else []
     evaluate.write_results(rows, output, pairs)
+    if not pairs:  # an earlier run's comparison would not describe these results
+        for name in ("comparison.md", "comparison.json"):
+            (output / name).unlink(missing_ok=True)
     return rows, pairs

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 
+from .options import command_parser
+
 
 def add_parser(sub):
-    return sub.add_parser("info", help="what this installation contains (extension, CUDA, threads)")
+    return command_parser(sub, "info",
+                          help="what this installation contains (extension, CUDA, threads)")
 
 
 def run(args) -> int:
