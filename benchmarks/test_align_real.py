@@ -16,24 +16,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from emrestore import io, metrics
 from emrestore.alignment import align_pair
 from emrestore.detect._common import to_unit
 
-DATA = Path(os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 # name: (folder, z-step, sections, smallest mean gains in dB that the outer sections and then the
 # eight views must bring)
-STACKS = {"isbi_train": ("isbi2012/train/image", 1, slice(None), 0.05, 0.01),
-          "isbi_test": ("isbi2012/test/image", 1, slice(None), 0.05, 0.01),
-          "flyem_z5_0_125": ("flyem_fibsem_sample1/slices", 5, slice(0, 125), 0.4, 0.03),
-          "flyem_z5_125_250": ("flyem_fibsem_sample1/slices", 5, slice(125, 250), 0.4, 0.03)}
+STACKS = {
+    "isbi_train": ("isbi2012/train/image", 1, slice(None), 0.05, 0.01),
+    "isbi_test": ("isbi2012/test/image", 1, slice(None), 0.05, 0.01),
+    "flyem_z5_0_125": ("flyem_fibsem_sample1/slices", 5, slice(0, 125), 0.4, 0.03),
+    "flyem_z5_125_250": ("flyem_fibsem_sample1/slices", 5, slice(125, 250), 0.4, 0.03),
+}
 
 
 @functools.cache
 def _stack(name) -> np.ndarray:
     folder, step, part = STACKS[name][:3]
-    return np.stack([to_unit(s) for s in io.read_stack(DATA / folder)[part][::step]]).astype(np.float32)
+    return np.stack([to_unit(s) for s in io.read_stack(DATA / folder)[part][::step]]).astype(
+        np.float32
+    )
 
 
 @functools.cache
@@ -43,8 +48,14 @@ def _blend_psnrs(name, outer: bool, views: int = 1) -> np.ndarray:
     u = _stack(name)
     psnrs = []
     for z in range(2, len(u) - 2):
-        wa, wb = align_pair(u[z - 1], u[z + 1], 0.5, outer=(u[z - 2], u[z + 2]) if outer else (None, None),
-                            outer_gaps=(0.5, 0.5), views=views)
+        wa, wb = align_pair(
+            u[z - 1],
+            u[z + 1],
+            0.5,
+            outer=(u[z - 2], u[z + 2]) if outer else (None, None),
+            outer_gaps=(0.5, 0.5),
+            views=views,
+        )
         psnrs.append(metrics.psnr(0.5 * (wa + wb), u[z]))
     return np.array(psnrs)
 
@@ -56,8 +67,10 @@ def _gain(name, before: dict, after: dict, digits: int) -> float:
         pytest.skip(f"real EM data not found under {DATA}")
     old, new = _blend_psnrs(name, **before), _blend_psnrs(name, **after)
     gain = new.mean() - old.mean()
-    print(f"\n| {name} | {len(old)} | {old.mean():.{digits}f} | {new.mean():.{digits}f} | {gain:+.{digits}f} "
-          f"| {int((new > old).sum())}/{len(old)} |")
+    print(
+        f"\n| {name} | {len(old)} | {old.mean():.{digits}f} | {new.mean():.{digits}f} "
+        f"| {gain:+.{digits}f} | {int((new > old).sum())}/{len(old)} |"
+    )
     return gain
 
 

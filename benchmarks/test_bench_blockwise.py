@@ -7,7 +7,8 @@ arrays; not the network's torch buffers, the same in both) grows with the window
 block by block and with the volume in memory: the two peaks must differ by more than the 48
 sections outside a window. Timed, the two give the halo's cost (about (block + 2 halo) / block).
 
-Run: pytest benchmarks/test_bench_blockwise.py --benchmark-enable --benchmark-columns=median,rounds -s
+Run:
+pytest benchmarks/test_bench_blockwise.py --benchmark-enable --benchmark-columns=median,rounds -s
 """
 
 import tracemalloc
@@ -16,10 +17,10 @@ import numpy as np
 import pytest
 from emrestore import restore
 from emrestore.blockwise import restore_volume
+from emrestore.io import open_volume
 from emrestore.models import InterpolationConfig, SepConvInterpolator
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms
-from emrestore.io import open_volume
 
 SHAPE, BLOCK, HALO = (64, 320, 320), (8, 320, 320), (4, 0, 0)
 
@@ -36,7 +37,9 @@ def volume(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model():
-    return SepConvInterpolator(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)).eval()
+    return SepConvInterpolator(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
+    ).eval()
 
 
 def _in_memory(path, model):
@@ -57,12 +60,17 @@ def _peak(fn, *args):
 
 
 def test_memory_follows_the_block_not_the_volume(volume, model, tmp_path):
-    restore(open_volume(volume)[:8], model=model, tile=None)  # lazy imports and caches: not measured
+    restore(
+        open_volume(volume)[:8], model=model, tile=None
+    )  # lazy imports and caches: not measured
     whole, expected = _peak(_in_memory, volume, model)
     blocks, _ = _peak(_blocks, volume, model, tmp_path / "out.zarr")
     section = SHAPE[1] * SHAPE[2]
-    print(f"\npeak traced memory: in memory {whole / 2**20:.1f} MiB, block by block {blocks / 2**20:.1f} MiB "
-          f"(volume {np.prod(SHAPE) / 2**20:.1f} MiB)")
+    print(
+        f"\npeak traced memory: in memory {whole / 2**20:.1f} MiB, "
+        f"block by block {blocks / 2**20:.1f} MiB "
+        f"(volume {np.prod(SHAPE) / 2**20:.1f} MiB)"
+    )
     # In memory, the restored copy alone holds every section outside a block's window once more.
     assert whole - blocks > (SHAPE[0] - (BLOCK[0] + 2 * HALO[0])) * section
     np.testing.assert_array_equal(open_volume(tmp_path / "out.zarr")[:], expected.stack)

@@ -5,11 +5,9 @@ GPU work; inputs are random, drawn once per test.
 Run: pytest benchmarks/test_bench_cuda.py --benchmark-enable --benchmark-columns=median,iqr,rounds
 """
 
-
 import numpy as np
 import pytest
 import torch
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
 from test_bench_fold import three_curved_folds
@@ -28,6 +26,7 @@ def synced(fn):
         out = fn(*args, **kwargs)
         torch.cuda.synchronize()
         return out
+
     return run
 
 
@@ -42,11 +41,17 @@ def record(benchmark, key, amount):
 
 
 def rounds(benchmark, fast):
-    return {"rounds": (30 if fast else 5) if benchmark.enabled else 1, "warmup_rounds": 3 if fast else 1}
+    return {
+        "rounds": (30 if fast else 5) if benchmark.enabled else 1,
+        "warmup_rounds": 3 if fast else 1,
+    }
 
 
-SEPCONV = {"extension": ops.sepconv, "reference-loop": reference.sepconv_loop,
-           "reference-unfold": reference.sepconv_unfold}
+SEPCONV = {
+    "extension": ops.sepconv,
+    "reference-loop": reference.sepconv_loop,
+    "reference-unfold": reference.sepconv_unfold,
+}
 
 
 def sepconv_inputs(case, dtype=torch.float32, grad=False):
@@ -65,7 +70,9 @@ def test_sepconv_forward(benchmark, case, impl):
     benchmark.group = f"sepconv forward {case}"
     args, flops = sepconv_inputs(case)
     with torch.no_grad():
-        benchmark.pedantic(synced(SEPCONV[impl]), args=args, **rounds(benchmark, impl == "extension"))
+        benchmark.pedantic(
+            synced(SEPCONV[impl]), args=args, **rounds(benchmark, impl == "extension")
+        )
     record(benchmark, "gflops", flops)
 
 
@@ -108,7 +115,9 @@ def test_warp_forward_4096(benchmark, case, impl):
     x = torch.rand(1, 1, 4096, 4096, device="cuda")
     flow = torch.randn(1, 2, 4096, 4096, device="cuda") * 5
     with torch.no_grad():
-        benchmark.pedantic(synced(WARP[impl]), args=(x, flow, mode, padding), **rounds(benchmark, True))
+        benchmark.pedantic(
+            synced(WARP[impl]), args=(x, flow, mode, padding), **rounds(benchmark, True)
+        )
     record(benchmark, "gbytes_per_s_min_traffic", 4 * x.numel() * 4)  # flow 2, image 1, out 1
 
 
@@ -161,7 +170,9 @@ def test_hough_accumulate_and_peaks_4096(benchmark, edge_image, impl):
             acc, th, rh = ops.hough_lines(edge_image)
             return ops.hough_peaks(acc, th, rh, num_peaks=10)
         acc = reference.hough.hough_lines(edge_image[None], c, s)
-        return reference.hough.hough_peaks(acc, 0.5 * acc.amax().double().view(1, 1, 1), 10, 9, 10, True)
+        return reference.hough.hough_peaks(
+            acc, 0.5 * acc.amax().double().view(1, 1, 1), 10, 9, 10, True
+        )
 
     benchmark.pedantic(synced(run), **rounds(benchmark, impl == "extension"))
 
@@ -173,11 +184,17 @@ def test_interpolation_inference_2048(benchmark, tile):
     benchmark.group = "interpolation network, one 2048 x 2048 section"
     model = SepConvInterpolator(InterpolationConfig()).eval().cuda()
     a, b = np.random.default_rng(0).integers(0, 256, (2, 2048, 2048), dtype=np.uint8)
-    out = benchmark.pedantic(interpolate, args=(model, a, b, 0.5), kwargs={"tile": tile, "device": "cuda"},
-                             **rounds(benchmark, False))
+    out = benchmark.pedantic(
+        interpolate,
+        args=(model, a, b, 0.5),
+        kwargs={"tile": tile, "device": "cuda"},
+        **rounds(benchmark, False),
+    )
     assert out.shape == (2048, 2048)
     if benchmark.stats:
-        benchmark.extra_info["megapixels_per_s"] = round(2048 * 2048 / benchmark.stats.stats.median / 1e6, 2)
+        benchmark.extra_info["megapixels_per_s"] = round(
+            2048 * 2048 / benchmark.stats.stats.median / 1e6, 2
+        )
 
 
 def test_training_step_batch32_256(benchmark):

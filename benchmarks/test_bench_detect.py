@@ -5,7 +5,6 @@ Run: pytest benchmarks/test_bench_detect.py --benchmark-enable --benchmark-colum
 """
 
 import pytest
-
 from emrestore.detect import detect_stack
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_stack

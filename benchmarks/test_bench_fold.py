@@ -5,7 +5,6 @@ import math
 
 import pytest
 import torch
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
 

@@ -9,11 +9,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from skimage.draw import line
-from skimage.transform import hough_line, hough_line_peaks
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from skimage.draw import line
+from skimage.transform import hough_line, hough_line_peaks
 
 PEAKS = 10
 
@@ -39,8 +38,11 @@ def run_emrestore(img):
 
 def run_reference(img):
     thetas = ops.default_thetas()
-    acc = reference.hough.hough_lines(torch.from_numpy(img)[None], torch.from_numpy(np.cos(thetas)),
-                                      torch.from_numpy(np.sin(thetas)))
+    acc = reference.hough.hough_lines(
+        torch.from_numpy(img)[None],
+        torch.from_numpy(np.cos(thetas)),
+        torch.from_numpy(np.sin(thetas)),
+    )
     threshold = 0.5 * acc.amax().double().view(1, 1, 1)
     return reference.hough.hough_peaks(acc, threshold, PEAKS, 9, 10, True)
 
@@ -55,8 +57,12 @@ def run_opencv(img):
     return cv2.HoughLines(img, 1, np.pi / 180, 200)
 
 
-IMPLS = {"emrestore": run_emrestore, "opencv": run_opencv, "scikit-image": run_skimage,
-         "fallback": run_reference}
+IMPLS = {
+    "emrestore": run_emrestore,
+    "opencv": run_opencv,
+    "scikit-image": run_skimage,
+    "fallback": run_reference,
+}
 
 
 @pytest.mark.parametrize("impl", IMPLS)
@@ -64,6 +70,7 @@ def test_hough_accumulate_and_peaks(benchmark, edge_image, impl):
     if impl == "emrestore" and not _extension.available:
         pytest.skip(f"compiled extension not loaded: {_extension.fallback_reason}")
     assert int(edge_image.sum()) == 46_000
-    result = benchmark.pedantic(IMPLS[impl], args=(edge_image,), rounds=7 if impl != "fallback" else 3,
-                                warmup_rounds=1)
+    result = benchmark.pedantic(
+        IMPLS[impl], args=(edge_image,), rounds=7 if impl != "fallback" else 3, warmup_rounds=1
+    )
     assert result is not None

@@ -29,7 +29,9 @@ SIDE = 1024
 
 @pytest.fixture(scope="module")
 def models():
-    return {views: SepConvInterpolator(InterpolationConfig(flow_views=views)).eval() for views in (1, 8)}
+    return {
+        views: SepConvInterpolator(InterpolationConfig(flow_views=views)).eval() for views in (1, 8)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -44,9 +46,13 @@ def pair():
 @pytest.mark.parametrize("tile", [512, 0], ids=["tile512", "whole"])
 def test_inference_1024(benchmark, models, pair, tile, outer, views):
     model = models[views]
-    kwargs = {"tile": tile, **({"outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5)} if outer else {})}
-    out = benchmark.pedantic(interpolate, args=(model, pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3,
-                             warmup_rounds=1)
+    kwargs = {
+        "tile": tile,
+        **({"outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5)} if outer else {}),
+    }
+    out = benchmark.pedantic(
+        interpolate, args=(model, pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3, warmup_rounds=1
+    )
     assert out.shape == (SIDE, SIDE)
     if benchmark.stats is not None:
         benchmark.extra_info["sections_per_second"] = 1 / benchmark.stats.stats.median
@@ -57,8 +63,13 @@ def test_inference_detail_1024(benchmark, models, pair, detail):
     """The default restore path (tiles of 512, eight views, the sections beyond) without and with
     the neighbours' detail put back (its own pair of flows and three Gaussian filters)."""
     kwargs = {"tile": 512, "outer": (pair[2], pair[3]), "outer_gaps": (0.5, 0.5), "detail": detail}
-    out = benchmark.pedantic(interpolate, args=(models[8], pair[0], pair[1], 0.5), kwargs=kwargs, rounds=3,
-                             warmup_rounds=1)
+    out = benchmark.pedantic(
+        interpolate,
+        args=(models[8], pair[0], pair[1], 0.5),
+        kwargs=kwargs,
+        rounds=3,
+        warmup_rounds=1,
+    )
     assert out.shape == (SIDE, SIDE)
 
 
@@ -75,7 +86,9 @@ def test_training_step(benchmark):
     model = SepConvInterpolator(InterpolationConfig()).train()
     optimizer = torch.optim.AdamW(model.parameters())
     frames, ts = torch.rand(8, 3, 128, 128), torch.rand(8)
-    loss = benchmark.pedantic(_train_step, args=(model, optimizer, frames, ts), rounds=5, warmup_rounds=1)
+    loss = benchmark.pedantic(
+        _train_step, args=(model, optimizer, frames, ts), rounds=5, warmup_rounds=1
+    )
     assert torch.isfinite(loss)
     if benchmark.stats is not None:
         benchmark.extra_info["samples_per_second"] = 8 / benchmark.stats.stats.median
@@ -85,13 +98,15 @@ def test_training_step(benchmark):
 def test_training_batch(benchmark, align):
     """Drawing one batch (crops of 3 sections, augmentation, and the optical-flow alignment of the
     outer two: against each other, and with ``outer`` also against the sections beyond them, as
-    ``fit`` draws for a default model); ``fit`` draws it in a thread while the previous batch trains."""
+    ``fit`` draws for a default model); ``fit`` draws it in a thread while the previous batch
+    trains."""
     from emrestore.phantom import make_phantom
 
     stack = make_phantom((6, 512, 512), seed=0).raw
     usable = np.ones(len(stack), bool) if align == "outer" else None
-    sampler = TripletSampler(stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128,
-                             align=align != "plain", outer=usable)
+    sampler = TripletSampler(
+        stack, [(z - 1, z, z + 1) for z in range(1, 5)], 128, align=align != "plain", outer=usable
+    )
     frames, _ = benchmark.pedantic(sampler.batch, args=(8, 0), rounds=5, warmup_rounds=1)
     assert frames.shape == (8, 3, 128, 128)
 
@@ -118,9 +133,11 @@ import json, resource, numpy as np, torch
 from emrestore.models import InterpolationConfig, SepConvInterpolator, interpolate
 model = SepConvInterpolator(InterpolationConfig()).eval()
 pair = np.random.default_rng(0).integers(0, 256, (2, {side}, {side}), dtype=np.uint8)
-base = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))  # kB, now
+# kB, now
+base = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS"))
 interpolate(model, pair[0], pair[1], 0.5, tile={tile})
-print(json.dumps({{"base_mib": base / 1024, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({{"base_mib": base / 1024, "peak_mib": peak}}))
 """
 
 
@@ -128,9 +145,15 @@ print(json.dumps({{"base_mib": base / 1024, "peak_mib": resource.getrusage(resou
 @pytest.mark.parametrize("tile", [512, 0])
 def test_peak_memory_1024(tile):
     """Peak resident memory of one 1024 x 1024 inference in a fresh process, tiled and whole."""
-    out = subprocess.run([sys.executable, "-c", PEAK.format(side=SIDE, tile=tile)], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", PEAK.format(side=SIDE, tile=tile)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     mem = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\ntile {tile or 'whole'}: peak {mem['peak_mib']:.0f} MiB ({mem['peak_mib'] - mem['base_mib']:.0f} "
-          "MiB above the loaded model)")
+    print(
+        f"\ntile {tile or 'whole'}: peak {mem['peak_mib']:.0f} MiB "
+        f"({mem['peak_mib'] - mem['base_mib']:.0f} MiB above the loaded model)"
+    )
     assert mem["peak_mib"] >= mem["base_mib"] > 0

@@ -6,7 +6,6 @@ GFLOP/s counts 2*K*K*B*C*H*W per forward (`extra_info`).
 
 import pytest
 import torch
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
 

@@ -5,7 +5,6 @@ Run: pytest benchmarks/test_bench_warp.py --benchmark-enable --benchmark-group-b
 
 import pytest
 import torch
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
 

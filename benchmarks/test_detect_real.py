@@ -13,15 +13,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from emrestore import io
 from emrestore.detect import detect_folds, detect_missing, detect_precipitates
 from emrestore.detect.sp import strongest_core
 from emrestore.simulate import simulate_sff, simulate_sp, simulate_stack
 
-DATA = Path(os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-STACKS = {"isbi_train": ("isbi2012/train/image", 1), "isbi_test": ("isbi2012/test/image", 1),
-          "flyem_z5": ("flyem_fibsem_sample1/slices", 5)}
+DATA = Path(
+    os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+STACKS = {
+    "isbi_train": ("isbi2012/train/image", 1),
+    "isbi_test": ("isbi2012/test/image", 1),
+    "flyem_z5": ("flyem_fibsem_sample1/slices", 5),
+}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +40,12 @@ def fresh_stacks(stacks):
     """ISBI train and test, and FlyEM sections the fixed-seed tests never see (z-step 5 at offsets
     2 and 3): for draws other than those the thresholds were set on."""
     flyem = io.read_stack(DATA / STACKS["flyem_z5"][0])
-    return {"isbi_train": stacks["isbi_train"], "isbi_test": stacks["isbi_test"],
-            "flyem_z5_off2": flyem[2::5], "flyem_z5_off3": flyem[3::5]}
+    return {
+        "isbi_train": stacks["isbi_train"],
+        "isbi_test": stacks["isbi_test"],
+        "flyem_z5_off2": flyem[2::5],
+        "flyem_z5_off3": flyem[3::5],
+    }
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +53,12 @@ def holdout_stacks(stacks):
     """FlyEM sections at z-step 5 offsets 1 and 4, which no threshold was ever set on, beside ISBI
     train and test with seeds of their own: the fold detector's last changes were judged here."""
     flyem = io.read_stack(DATA / STACKS["flyem_z5"][0])
-    return {"isbi_train": stacks["isbi_train"], "isbi_test": stacks["isbi_test"],
-            "flyem_z5_off1": flyem[1::5], "flyem_z5_off4": flyem[4::5]}
+    return {
+        "isbi_train": stacks["isbi_train"],
+        "isbi_test": stacks["isbi_test"],
+        "flyem_z5_off1": flyem[1::5],
+        "flyem_z5_off4": flyem[4::5],
+    }
 
 
 def missing_scores(vols, seeds, clean):
@@ -62,7 +74,11 @@ def missing_scores(vols, seeds, clean):
             result = detect_missing(sim.volume)
             truth = {s["index"]: s["artifacts"][0]["params"] for s in sim.manifest["sections"]}
             for z, p in truth.items():
-                kind = p["mode"] if p["mode"] != "partial" else f"partial ({'noise' if p['fill'] == 'noise' else 'flat'})"
+                kind = (
+                    p["mode"]
+                    if p["mode"] != "partial"
+                    else f"partial ({'noise' if p['fill'] == 'noise' else 'flat'})"
+                )
                 m, f = (sim.masks[z] & 1) > 0, result[z].mask
                 found[kind].append((result[z].kind != "ok", (m & f).sum() / max((m | f).sum(), 1)))
             false_alarms += sum(r.kind != "ok" and z not in truth for z, r in enumerate(result))
@@ -73,7 +89,10 @@ def print_missing(title, found, false_alarms):
     print(f"\n| {title} | found | mask IoU (median) |\n|---|---:|---:|")
     for kind, rows in sorted(found.items()):
         ious = [iou for hit, iou in rows if hit]
-        print(f"| {kind} | {len(ious)}/{len(rows)} | {np.median(ious) if ious else float('nan'):.2f} |")
+        print(
+            f"| {kind} | {len(ious)}/{len(rows)} | "
+            f"{np.median(ious) if ious else float('nan'):.2f} |"
+        )
     print(f"false alarms: {false_alarms}")
 
 
@@ -90,7 +109,9 @@ def fold_scores(vols, seed, clean):
                 false_folds += len(detect_folds(vol[z]).folds)
                 seconds.append(time.perf_counter() - start)
             for preset in ("realistic", "paper"):
-                art = simulate_sff(vol, z, seed=seed(k, z), preset=preset, n_folds=1, return_flow=False)
+                art = simulate_sff(
+                    vol, z, seed=seed(k, z), preset=preset, n_folds=1, return_flow=False
+                )
                 det = detect_folds(art.image)
                 truth = art.alpha > 0.5
                 ious[preset].append((truth & det.mask).sum() / max((truth | det.mask).sum(), 1))
@@ -123,8 +144,11 @@ def test_missing_sections_on_real_stacks(stacks):
 
 
 def test_missing_sections_on_fresh_draws(fresh_stacks):
-    """Other seeds than above, on the fresh stacks; the clean FlyEM stacks count for false alarms."""
-    found, false_alarms = missing_scores(fresh_stacks, range(10, 16), clean={"flyem_z5_off2", "flyem_z5_off3"})
+    """Other seeds than above, on the fresh stacks; the clean FlyEM stacks count for false
+    alarms."""
+    found, false_alarms = missing_scores(
+        fresh_stacks, range(10, 16), clean={"flyem_z5_off2", "flyem_z5_off3"}
+    )
     print_missing("missing section (fresh draws)", found, false_alarms)
     assert false_alarms == 0
     assert all(hit for rows in found.values() for hit, _ in rows)
@@ -135,7 +159,10 @@ def test_folds_on_real_stacks(stacks):
     its band mask has IoU >= 0.5 with the simulated band."""
     ious, false_folds, seconds = fold_scores(stacks, lambda k, z: 1000 + z, clean=set(stacks))
     print_folds("fold model", ious)
-    print(f"false folds: {false_folds} in {len(seconds)} clean sections; median {np.median(seconds) * 1e3:.0f} ms a section")
+    print(
+        f"false folds: {false_folds} in {len(seconds)} clean sections; "
+        f"median {np.median(seconds) * 1e3:.0f} ms a section"
+    )
     assert false_folds <= len(seconds) / 50
     assert np.mean(np.array(ious["paper"]) >= 0.5) >= 0.9
 
@@ -143,16 +170,18 @@ def test_folds_on_real_stacks(stacks):
 def test_folds_on_fresh_draws(fresh_stacks):
     """The fold thresholds were set on the sections above: other seeds, on the fresh stacks, whose
     new FlyEM sections count for false folds."""
-    ious, false_folds, seconds = fold_scores(fresh_stacks, lambda k, z: 7000 + 100 * k + z,
-                                             clean={"flyem_z5_off2", "flyem_z5_off3"})
+    ious, false_folds, seconds = fold_scores(
+        fresh_stacks, lambda k, z: 7000 + 100 * k + z, clean={"flyem_z5_off2", "flyem_z5_off3"}
+    )
     print_folds("fold model (fresh draws)", ious)
     print(f"false folds: {false_folds} in {len(seconds)} clean FlyEM sections")
     assert_fold_acceptance(ious, false_folds, len(seconds))
 
 
 def test_folds_on_holdout_draws(holdout_stacks):
-    ious, false_folds, seconds = fold_scores(holdout_stacks, lambda k, z: 31000 + 100 * k + z,
-                                             clean=set(holdout_stacks))
+    ious, false_folds, seconds = fold_scores(
+        holdout_stacks, lambda k, z: 31000 + 100 * k + z, clean=set(holdout_stacks)
+    )
     print_folds("fold model (held-out draws)", ious)
     print(f"false folds: {false_folds} in {len(seconds)} clean sections")
     assert_fold_acceptance(ious, false_folds, len(seconds))
@@ -175,7 +204,12 @@ def test_precipitates_on_real_stacks(stacks):
             fp += (mask & ~truth).sum()
             fn += (~mask & truth).sum()
     f1 = 2 * tp / (2 * tp + fp + fn)
-    print(f"\nprecipitates: pixel F1 {f1:.3f} (precision {tp / (tp + fp):.2f}, recall {tp / (tp + fn):.2f}); "
-          f"clean sections: {np.mean(clean_px) * 100:.2f}% of pixels flagged; section verdict (core >= 0.85): "
-          f"{np.mean(sp_called) * 100:.0f}% of precipitate sections called, {np.mean(clean_called) * 100:.0f}% of clean ones")
+    print(
+        f"\nprecipitates: pixel F1 {f1:.3f} "
+        f"(precision {tp / (tp + fp):.2f}, recall {tp / (tp + fn):.2f}); "
+        f"clean sections: {np.mean(clean_px) * 100:.2f}% of pixels flagged; "
+        "section verdict (core >= 0.85): "
+        f"{np.mean(sp_called) * 100:.0f}% of precipitate sections called, "
+        f"{np.mean(clean_called) * 100:.0f}% of clean ones"
+    )
     assert f1 >= 0.75

@@ -26,12 +26,15 @@ def test_optical_flow_recovers_a_translation():
 
 
 def test_every_view_of_a_translation_maps_back_to_it():
-    from emrestore.alignment import dihedral_views, dihedral, undo_dihedral
+    from emrestore.alignment import dihedral, dihedral_views, undo_dihedral
 
     a, b, _ = _shifted(3, 2)
     inner = (slice(20, -20), slice(20, -20))
     for k, mirror, back in dihedral_views(8):
-        f = undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror) @ back
+        f = (
+            undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror)
+            @ back
+        )
         np.testing.assert_allclose(np.median(f[inner].reshape(-1, 2), 0), (3, 2), atol=0.3)
     for views in VIEWS:
         f = symmetric_flow(a, b, views)
@@ -46,7 +49,9 @@ def test_symmetric_flow_turns_and_mirrors_with_the_sections():
     f = symmetric_flow(a, b, 8)
     turned = symmetric_flow(np.ascontiguousarray(np.rot90(a)), np.ascontiguousarray(np.rot90(b)), 8)
     # np.rot90 moves (x, y) to (y, -x)
-    np.testing.assert_allclose(turned, np.stack([np.rot90(f[..., 1]), -np.rot90(f[..., 0])], -1), atol=1e-4)
+    np.testing.assert_allclose(
+        turned, np.stack([np.rot90(f[..., 1]), -np.rot90(f[..., 0])], -1), atol=1e-4
+    )
     mirrored = symmetric_flow(np.ascontiguousarray(a[:, ::-1]), np.ascontiguousarray(b[:, ::-1]), 8)
     np.testing.assert_allclose(mirrored, np.stack([-f[:, ::-1, 0], f[:, ::-1, 1]], -1), atol=1e-4)
     assert np.abs(f).max() > 1  # not a trivial zero flow
@@ -109,7 +114,10 @@ def _moving(dx: int, positions, crop=20, seed=0):
 def test_velocity_weights_the_two_estimates_by_inverse_distance(monkeypatch):
     import emrestore.alignment as al
 
-    fields = {"other": np.full((4, 4, 2), 6.0, np.float32), "outer": np.full((4, 4, 2), -2.0, np.float32)}
+    fields = {
+        "other": np.full((4, 4, 2), 6.0, np.float32),
+        "outer": np.full((4, 4, 2), -2.0, np.float32),
+    }
     monkeypatch.setattr(al, "optical_flow", lambda a, b: fields[b])
     np.testing.assert_allclose(al.velocity("near", "other"), 6.0)
     # Outer at half the distance: estimates 6 (direct) and 2 / 0.5 = 4, weighted 1 : 2.

@@ -25,8 +25,9 @@ BLOCKS = 3 * 3 * 3
 @pytest.fixture
 def source(tmp_path):
     data = np.random.default_rng(0).integers(0, 256, SHAPE, dtype=np.uint8)
-    zarr.open_array(str(tmp_path / "in.zarr"), mode="w", shape=SHAPE, chunks=(5, 10, 10),
-                    dtype=np.uint8)[:] = data
+    zarr.open_array(
+        str(tmp_path / "in.zarr"), mode="w", shape=SHAPE, chunks=(5, 10, 10), dtype=np.uint8
+    )[:] = data
     return data
 
 
@@ -40,15 +41,26 @@ def _task(tmp_path, data, calls, *, arguments=None, fail_at=None):
         calls.append(block.id)
         window = data[block.read]
         core = 255 - data[block.core]
-        return (core, np.full(core.shape, window.size, np.uint32)), {"block": block.id,
-                                                                     "read": list(block.read_end)}
+        return (core, np.full(core.shape, window.size, np.uint32)), {
+            "block": block.id,
+            "read": list(block.read_end),
+        }
 
-    outputs = [Output(str(tmp_path / "neg.zarr"), SHAPE, np.dtype(np.uint8), (4, 4, 4)),
-               Output(str(tmp_path / "read.zarr"), SHAPE, np.dtype(np.uint32), (4, 4, 4))]
-    return Task(name="negate", shape=SHAPE, block=BLOCK, halo=HALO, process=process,
-                outputs=outputs, summary=tmp_path / "summary.json",
-                summarize=lambda records: {"ids": [r["block"] for r in records]},
-                arguments=arguments or {"op": "negate"})
+    outputs = [
+        Output(str(tmp_path / "neg.zarr"), SHAPE, np.dtype(np.uint8), (4, 4, 4)),
+        Output(str(tmp_path / "read.zarr"), SHAPE, np.dtype(np.uint32), (4, 4, 4)),
+    ]
+    return Task(
+        name="negate",
+        shape=SHAPE,
+        block=BLOCK,
+        halo=HALO,
+        process=process,
+        outputs=outputs,
+        summary=tmp_path / "summary.json",
+        summarize=lambda records: {"ids": [r["block"] for r in records]},
+        arguments=arguments or {"op": "negate"},
+    )
 
 
 def _final_names_present(tmp_path):
@@ -60,13 +72,19 @@ def test_the_grid_covers_the_volume_exactly_once():
     cover = np.zeros(SHAPE, int)
     for b in grid:
         cover[b.core] += 1
-        assert all(0 <= r <= o < e <= re <= n for r, o, e, re, n
-                   in zip(b.read_origin, b.origin, b.end, b.read_end, SHAPE))
+        assert all(
+            0 <= r <= o < e <= re <= n
+            for r, o, e, re, n in zip(b.read_origin, b.origin, b.end, b.read_end, SHAPE)
+        )
     assert (cover == 1).all() and len(grid) == BLOCKS
     assert [b.id for b in grid[:4]] == ["z0_y0_x0", "z0_y0_x8", "z0_y0_x16", "z0_y8_x0"]  # z-major
     last = grid[-1]
     assert (last.origin, last.end, last.read_origin, last.read_end) == (
-        (8, 16, 16), (10, 20, 20), (7, 14, 14), (10, 20, 20))  # smaller at the edge, halo clipped
+        (8, 16, 16),
+        (10, 20, 20),
+        (7, 14, 14),
+        (10, 20, 20),
+    )  # smaller at the edge, halo clipped
     assert len({b.id for b in grid}) == BLOCKS
 
 
@@ -80,8 +98,12 @@ def test_a_run_writes_every_block_then_moves_the_outputs_into_place(tmp_path, so
     np.testing.assert_array_equal(open_volume(tmp_path / "neg.zarr")[:], 255 - source)
     # The first block's core 4 x 8 x 8 read with its halo 1, 2, 2, clipped at the volume's start.
     assert open_volume(tmp_path / "read.zarr")[0, 0, 0] == 5 * 10 * 10
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.zarr", "neg.zarr", "read.zarr",
-                                                           "summary.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "in.zarr",
+        "neg.zarr",
+        "read.zarr",
+        "summary.json",
+    ]
 
 
 def test_a_rerun_skips_the_blocks_with_records(tmp_path, source):
@@ -100,7 +122,12 @@ def test_parts_share_the_blocks_and_the_run_without_part_moves_the_outputs(tmp_p
     first, second, last = [], [], []
     done = run_blocks(_task(tmp_path, source, first), part=(0, 2))
     assert (done.blocks, done.done, done.this_part, done.done_now, done.summary) == (
-        BLOCKS, 14, 14, 14, None)
+        BLOCKS,
+        14,
+        14,
+        14,
+        None,
+    )
     assert _final_names_present(tmp_path) == []
     assert (tmp_path / staging_path("neg.zarr")).exists()
     resumed = run_blocks(_task(tmp_path, source, []), part=(0, 2))  # resumes: nothing to do
@@ -124,8 +151,11 @@ def test_a_run_with_other_arguments_is_refused_unless_it_starts_over(tmp_path, s
             run_blocks(_task(tmp_path, source, [], arguments=other), **kw)
     calls = []
     run_blocks(_task(tmp_path, source, calls, arguments=other), overwrite=True)  # starts over
-    assert len(calls) == BLOCKS and _final_names_present(tmp_path) == ["neg.zarr", "read.zarr",
-                                                                          "summary.json"]
+    assert len(calls) == BLOCKS and _final_names_present(tmp_path) == [
+        "neg.zarr",
+        "read.zarr",
+        "summary.json",
+    ]
 
 
 def test_the_loop_is_replaceable(tmp_path, source):

@@ -6,10 +6,9 @@ import subprocess
 import sys
 import textwrap
 
+import emrestore
 import pytest
 import torch
-
-import emrestore
 from emrestore import ops
 from emrestore.ops import _extension
 

@@ -1,6 +1,6 @@
-import pytest
 import json
 
+import pytest
 from emrestore import cli, ops
 
 
@@ -11,7 +11,6 @@ def test_info_prints_build_info(capsys):
 
 def _phantom_tif(path):
     import tifffile
-
     from emrestore.phantom import make_phantom
 
     stack = make_phantom((12, 96, 128), seed=0).raw
@@ -23,14 +22,19 @@ def test_simulate_writes_stack_masks_and_manifest(tmp_path, capsys):
     import hashlib
 
     import numpy as np
-
     from emrestore import io
 
     clean = _phantom_tif(tmp_path / "clean.tif")
     digest = hashlib.sha256((tmp_path / "clean.tif").read_bytes()).hexdigest()
     rates = ["--ms", "0.2", "--sff", "0.2", "--sp", "0.2", "--seed", "4", "--quiet"]
-    args = ["simulate", str(tmp_path / "clean.tif"), str(tmp_path / "deg.tif"), *rates,
-            "--flows", str(tmp_path / "flows.npz")]
+    args = [
+        "simulate",
+        str(tmp_path / "clean.tif"),
+        str(tmp_path / "deg.tif"),
+        *rates,
+        "--flows",
+        str(tmp_path / "flows.npz"),
+    ]
     assert cli.main(args) == 0
     assert "-> " in capsys.readouterr().out
     assert hashlib.sha256((tmp_path / "clean.tif").read_bytes()).hexdigest() == digest
@@ -41,7 +45,9 @@ def test_simulate_writes_stack_masks_and_manifest(tmp_path, capsys):
     changed = {z for z in range(len(clean)) if (degraded[z] != clean[z]).any()}
     assert changed == listed == {z for z in range(len(clean)) if masks[z].any()}
     flows = np.load(tmp_path / "flows.npz")
-    sff = {s["index"] for s in manifest["sections"] if any(a["kind"] == "sff" for a in s["artifacts"])}
+    sff = {
+        s["index"] for s in manifest["sections"] if any(a["kind"] == "sff" for a in s["artifacts"])
+    }
     assert {int(k.split("_")[-1]) for k in flows.files} == sff
 
     # Deterministic: the same seed gives the same stack; existing outputs are not replaced silently.
@@ -51,18 +57,24 @@ def test_simulate_writes_stack_masks_and_manifest(tmp_path, capsys):
     with pytest.raises(SystemExit, match="--overwrite"):
         cli.main(args)
     with pytest.raises(SystemExit, match="overwrite the input"):
-        cli.main(["simulate", str(tmp_path / "clean.tif"), str(tmp_path / "clean.tif"), "--overwrite"])
+        cli.main(
+            ["simulate", str(tmp_path / "clean.tif"), str(tmp_path / "clean.tif"), "--overwrite"]
+        )
 
 
 def test_simulate_folder_keeps_section_names(tmp_path):
     import numpy as np
-
     from emrestore import io
 
     stack = np.random.default_rng(0).integers(0, 255, (6, 40, 40), dtype=np.uint8)
     names = [f"z{i:03d}" for i in range(6)]
     io.write_stack(tmp_path / "in", stack, names=names)
-    assert cli.main(["simulate", str(tmp_path / "in"), str(tmp_path / "out"), "--ms", "0.5", "--quiet"]) == 0
+    assert (
+        cli.main(
+            ["simulate", str(tmp_path / "in"), str(tmp_path / "out"), "--ms", "0.5", "--quiet"]
+        )
+        == 0
+    )
     assert [p.name for p in io.section_files(tmp_path / "out")] == [n + ".png" for n in names]
     assert io.read_stack(tmp_path / "out_masks").shape == stack.shape
     assert json.loads((tmp_path / "out.json").read_text())["section_names"] == names

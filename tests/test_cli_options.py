@@ -33,11 +33,17 @@ def _parse_error(capsys, argv) -> str:
 
 BAD_VALUES = [
     # (command line, option, what the message says is expected)
-    (["restore", MISSING, "-o", "o.tif", "--tile", "3"], "--tile",
-     "0 (whole sections) or an integer >= 80"),
+    (
+        ["restore", MISSING, "-o", "o.tif", "--tile", "3"],
+        "--tile",
+        "0 (whole sections) or an integer >= 80",
+    ),
     (["restore", MISSING, "-o", "o.tif", "--tile", "-5"], "--tile", "integer >= 80"),
-    (["restore", MISSING, "-o", "o.tif", "--detail", "nan"], "--detail",
-     "a number in [0, 1]; got nan"),
+    (
+        ["restore", MISSING, "-o", "o.tif", "--detail", "nan"],
+        "--detail",
+        "a number in [0, 1]; got nan",
+    ),
     (["fit", MISSING, "-o", "m", "--minutes", "nan"], "--minutes", "a finite number > 0"),
     (["fit", MISSING, "-o", "m", "--minutes", "0"], "--minutes", "a finite number > 0"),
     (["fit", MISSING, "-o", "m", "--minutes", "inf"], "--minutes", "a finite number > 0"),
@@ -51,8 +57,11 @@ BAD_VALUES = [
     (["fit", MISSING, "-o", "m", "--flow-views", "3"], "--flow-views", "invalid choice"),
     (["fit", MISSING, "-o", "m", "--lr", "0"], "--lr", "a finite number > 0"),
     (["fit", MISSING, "-o", "m", "--lr", "nan"], "--lr", "a finite number > 0"),
-    (["fit", MISSING, "-o", "m", "--membrane-weight", "-1"], "--membrane-weight",
-     "a finite number >= 0"),
+    (
+        ["fit", MISSING, "-o", "m", "--membrane-weight", "-1"],
+        "--membrane-weight",
+        "a finite number >= 0",
+    ),
     (["fit", MISSING, "-o", "m", "--ssim-weight", "inf"], "--ssim-weight", "a finite number >= 0"),
     (["fit", MISSING, "-o", "m", "--widths", "8,0"], "--widths", "integers >= 1"),
     (["fit", MISSING, "-o", "m", "--z-step", "0"], "--z-step", "an integer >= 1"),
@@ -62,16 +71,31 @@ BAD_VALUES = [
     (["simulate", MISSING, "out.tif", "--ms", "2"], "--ms", "a finite number in [0, 1]"),
     (["simulate", MISSING, "out.tif", "--sff", "nan"], "--sff", "a finite number in [0, 1]"),
     (["simulate", MISSING, "out.tif", "--sp", "-0.1"], "--sp", "a finite number in [0, 1]"),
-    (["detect", MISSING, "-o", "m.tif", "--ms-min-similarity", "1.5"], "--ms-min-similarity",
-     "a finite number in [0, 1]"),
-    (["detect", MISSING, "-o", "m.tif", "--sff-band-threshold", "nan"], "--sff-band-threshold",
-     "a finite number in [0, 1]"),
-    (["detect", MISSING, "-o", "m.tif", "--sff-min-darkness", "-0.5"], "--sff-min-darkness",
-     "a finite number in [0, 1]"),
-    (["detect", MISSING, "-o", "m.tif", "--sp-threshold", "0"], "--sp-threshold",
-     "a finite number in (0, 1]"),
-    (["detect", MISSING, "-o", "m.tif", "--sp-verdict", "2"], "--sp-verdict",
-     "a finite number in [0, 1]"),
+    (
+        ["detect", MISSING, "-o", "m.tif", "--ms-min-similarity", "1.5"],
+        "--ms-min-similarity",
+        "a finite number in [0, 1]",
+    ),
+    (
+        ["detect", MISSING, "-o", "m.tif", "--sff-band-threshold", "nan"],
+        "--sff-band-threshold",
+        "a finite number in [0, 1]",
+    ),
+    (
+        ["detect", MISSING, "-o", "m.tif", "--sff-min-darkness", "-0.5"],
+        "--sff-min-darkness",
+        "a finite number in [0, 1]",
+    ),
+    (
+        ["detect", MISSING, "-o", "m.tif", "--sp-threshold", "0"],
+        "--sp-threshold",
+        "a finite number in (0, 1]",
+    ),
+    (
+        ["detect", MISSING, "-o", "m.tif", "--sp-verdict", "2"],
+        "--sp-verdict",
+        "a finite number in [0, 1]",
+    ),
     (["evaluate", MISSING, "--z-step", "0"], "--z-step", "an integer >= 1"),
     (["evaluate", MISSING, "--range", "5:3"], "--range", "which selects no section"),
     (["evaluate", MISSING, "--range", "a:b"], "--range", "START:STOP"),
@@ -80,8 +104,9 @@ BAD_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("argv, option, expected", BAD_VALUES,
-                         ids=[" ".join([a[0], *a[-2:]]) for a, _, _ in BAD_VALUES])
+@pytest.mark.parametrize(
+    "argv, option, expected", BAD_VALUES, ids=[" ".join([a[0], *a[-2:]]) for a, _, _ in BAD_VALUES]
+)
 def test_bad_values_are_refused_when_parsed_naming_the_option(capsys, argv, option, expected):
     err = _parse_error(capsys, argv)
     assert f"emrestore {argv[0]}: error: argument {option}: " in err
@@ -95,9 +120,31 @@ def test_good_values_at_the_bounds_are_taken():
     args = parse(["restore", "in.tif", "-o", "o.tif", "--tile", "0"])
     assert args.tile == 0
     assert parse(["restore", "in.tif", "-o", "o.tif", "--tile", str(options.MIN_TILE)]).tile == 80
-    args = parse(["fit", "in.tif", "-o", "m", "--minutes", "0.5", "--iterations", "1", "--lr",
-                  "1e-4", "--ssim-weight", "0", "--widths", "8,16", "--range=-6:", "--seed",
-                  str(options.MAX_SEED), "--crop", "16", "--max-gap", "1"])
+    args = parse(
+        [
+            "fit",
+            "in.tif",
+            "-o",
+            "m",
+            "--minutes",
+            "0.5",
+            "--iterations",
+            "1",
+            "--lr",
+            "1e-4",
+            "--ssim-weight",
+            "0",
+            "--widths",
+            "8,16",
+            "--range=-6:",
+            "--seed",
+            str(options.MAX_SEED),
+            "--crop",
+            "16",
+            "--max-gap",
+            "1",
+        ]
+    )
     assert (args.minutes, args.iterations, args.lr, args.ssim_weight) == (0.5, 1, 1e-4, 0.0)
     assert args.widths == (8, 16) and args.range == slice(-6, None) and args.crop == 16
     assert parse(["fit", "in.tif", "-o", "m"]).widths == (16, 32, 64, 96)  # the default, parsed
@@ -117,10 +164,21 @@ def test_min_tile_is_the_networks_halo():
 
 
 def test_fit_refuses_a_crop_larger_than_the_sections(stack_path, tmp_path):
-    base = ["fit", str(stack_path), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet",
-            "--no-detect"]
-    with pytest.raises(SystemExit, match=r"--crop 1000 is larger than the sections \(64 x 64 "
-                       r"pixels\); give at most 64"):
+    base = [
+        "fit",
+        str(stack_path),
+        "-o",
+        str(tmp_path / "m"),
+        "--iterations",
+        "1",
+        "--quiet",
+        "--no-detect",
+    ]
+    with pytest.raises(
+        SystemExit,
+        match=r"--crop 1000 is larger than the sections \(64 x 64 "
+        r"pixels\); give at most 64",
+    ):
         cli.main(base + ["--crop", "1000"])
     with pytest.raises(SystemExit, match="--crop 20 is no multiple of 8.*try 16 or 24"):
         cli.main(base + ["--crop", "20"])
@@ -150,10 +208,13 @@ def test_device_is_checked_when_parsed(capsys, monkeypatch):
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     for device in ("cuda", "foo", "cuda:0"):
         err = _parse_error(capsys, ["fit", MISSING, "-o", "m", "--device", device])
-        assert (f"argument --device: expected a torch device available here (cpu); "
-                f"got {device!r}") in err
-    assert cli.build_parser().parse_args(["fit", "in.tif", "-o", "m", "--device", "cpu"]).device \
+        assert (
+            f"argument --device: expected a torch device available here (cpu); got {device!r}"
+        ) in err
+    assert (
+        cli.build_parser().parse_args(["fit", "in.tif", "-o", "m", "--device", "cpu"]).device
         == "cpu"
+    )
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
@@ -178,10 +239,14 @@ def test_evaluate_refuses_earlier_results_before_any_work(stack_path, tmp_path, 
 
     read = []
     real_read = workflows.read_sections
-    monkeypatch.setattr(workflows, "read_sections", lambda *a, **k: read.append(a) or
-                        real_read(*a, **k))
-    with pytest.raises(SystemExit, match=r"results\.md.* exist\(s\); pass --overwrite "
-                       r"\(overwrite=True\) to replace"):
+    monkeypatch.setattr(
+        workflows, "read_sections", lambda *a, **k: read.append(a) or real_read(*a, **k)
+    )
+    with pytest.raises(
+        SystemExit,
+        match=r"results\.md.* exist\(s\); pass --overwrite "
+        r"\(overwrite=True\) to replace",
+    ):
         cli.main(base)
     assert not read  # refused before reading the stack
     with pytest.raises(FileExistsError, match="comparison.json"):  # any file it writes
@@ -227,8 +292,9 @@ def test_help_shows_every_default_once_through_one_formatter():
         assert parser.formatter_class is options.HelpFormatter, name
         formatter = parser._get_formatter()
         for action in parser._actions:
-            if isinstance(action, (argparse._HelpAction, argparse._VersionAction,
-                                   argparse._SubParsersAction)):
+            if isinstance(
+                action, (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+            ):
                 continue
             where = f"{name} {'/'.join(action.option_strings) or action.dest}"
             assert action.help, f"{where} has no help"
@@ -251,7 +317,8 @@ def test_help_of_the_options_found_without_one(capsys):
     with pytest.raises(SystemExit):
         cli.main(["restore", "--help"])
     assert "-o OUT, --output OUT restored stack to write" in " ".join(
-        capsys.readouterr().out.split())
+        capsys.readouterr().out.split()
+    )
 
 
 def test_version(capsys):
@@ -267,6 +334,16 @@ def test_the_command_line_stays_thin():
     """Option parsing and printing only: no file writing, no array work in cli/."""
     for path in Path(cli.__file__).parent.glob("*.py"):
         source = path.read_text()
-        for word in ("numpy", "np.", "open(", "write_", ".mkdir", ".unlink", "write_text",
-                     "imwrite", "torch.from_numpy", "torch.tensor"):
+        for word in (
+            "numpy",
+            "np.",
+            "open(",
+            "write_",
+            ".mkdir",
+            ".unlink",
+            "write_text",
+            "imwrite",
+            "torch.from_numpy",
+            "torch.tensor",
+        ):
             assert word not in source, (path.name, word)

@@ -9,14 +9,15 @@ interpolation network and the restore pipeline end to end on the GPU.
 import numpy as np
 import pytest
 import torch
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
-    pytest.mark.skipif(not _extension.available or not _extension.build_info()["cuda"],
-                       reason="needs the extension built with CUDA kernels"),
+    pytest.mark.skipif(
+        not _extension.available or not _extension.build_info()["cuda"],
+        reason="needs the extension built with CUDA kernels",
+    ),
 ]
 
 
@@ -54,7 +55,9 @@ def test_opcheck_every_op_on_cuda(padding):
     torch.library.opcheck(torch.ops.emrestore.hough_lines.default, ((x[:, 0] > 0.7).detach(), c, s))
 
 
-@pytest.mark.parametrize("b,c,h,w,k", [(1, 1, 512, 512, 51), (8, 1, 128, 128, 25), (2, 3, 70, 301, 4)])
+@pytest.mark.parametrize(
+    "b,c,h,w,k", [(1, 1, 512, 512, 51), (8, 1, 128, 128, 25), (2, 3, 70, 301, 4)]
+)
 def test_sepconv_large_matches_reference(b, c, h, w, k):
     """Sizes of the benchmarks (many blocks, K up to 51, an even K) against the shifted-sum loop in
     float64 on the same GPU."""
@@ -90,12 +93,18 @@ def test_non_contiguous_and_empty_inputs():
     h = softmax_kernels(2, 7, 40, 60).transpose(2, 3)
     assert not x.is_contiguous() and not h.is_contiguous()
     torch.testing.assert_close(ops.sepconv(x, v, h), ops.sepconv(x.contiguous(), v, h.contiguous()))
-    torch.testing.assert_close(ops.sepconv(x, v, h).cpu(), ops.sepconv(x.cpu(), v.cpu(), h.cpu()),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        ops.sepconv(x, v, h).cpu(), ops.sepconv(x.cpu(), v.cpu(), h.cpu()), rtol=1e-5, atol=1e-5
+    )
     flow = torch.randn(2, 40, 60, 2, device="cuda").permute(0, 3, 2, 1)
     torch.testing.assert_close(ops.warp(x, flow), ops.warp(x.contiguous(), flow.contiguous()))
     empty = torch.rand(0, 1, 8, 8, device="cuda")
-    assert ops.sepconv(empty, softmax_kernels(0, 3, 8, 8), softmax_kernels(0, 3, 8, 8)).shape == (0, 1, 8, 8)
+    assert ops.sepconv(empty, softmax_kernels(0, 3, 8, 8), softmax_kernels(0, 3, 8, 8)).shape == (
+        0,
+        1,
+        8,
+        8,
+    )
     assert ops.warp(empty, torch.zeros(0, 2, 8, 8, device="cuda")).shape == (0, 1, 8, 8)
 
 

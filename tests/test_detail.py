@@ -41,7 +41,11 @@ def test_coarse_content_stays_the_predictions():
 
 def test_detail_share_defaults_to_the_config_and_is_zero_without_alignment():
     config = InterpolationConfig(detail=0.2)
-    assert config.detail_share() == 0.2 and config.detail_share(0.7) == 0.7 and config.detail_share(0) == 0.0
+    assert (
+        config.detail_share() == 0.2
+        and config.detail_share(0.7) == 0.7
+        and config.detail_share(0) == 0.0
+    )
     assert InterpolationConfig(detail=0.2, align="none").detail_share(0.7) == 0.0
     with pytest.raises(ValueError, match=r"detail must lie in \[0, 1\]; got -0.5"):
         config.detail_share(-0.5)
@@ -62,9 +66,12 @@ def test_add_detail_rejects_bad_arguments():
 
 
 def _model(**config):
-    """Random head weights: kernels differ from pixel to pixel, so the prediction is no plain blend."""
+    """Random head weights: kernels differ from pixel to pixel, so the prediction is no plain
+    blend."""
     torch.manual_seed(0)
-    model = SepConvInterpolator(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, **config))
+    model = SepConvInterpolator(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, **config)
+    )
     torch.nn.init.normal_(model.head[-1].weight, std=0.3)
     return model.eval()
 
@@ -78,15 +85,27 @@ def test_interpolate_puts_back_the_models_share_of_detail():
     same = _model(detail=0.0)
     same.load_state_dict(model.state_dict())
     np.testing.assert_array_equal(interpolate(same, stack[0], stack[2], 0.5, tile=None), plain)
-    np.testing.assert_allclose(interpolate(same, stack[0], stack[2], 0.5, tile=None, detail=model.config.detail),
-                               default, atol=1e-6)
-    np.testing.assert_allclose(interpolate(model, stack[0], stack[2], 0.5, tile=24), default, atol=1e-5)
+    np.testing.assert_allclose(
+        interpolate(same, stack[0], stack[2], 0.5, tile=None, detail=model.config.detail),
+        default,
+        atol=1e-6,
+    )
+    np.testing.assert_allclose(
+        interpolate(model, stack[0], stack[2], 0.5, tile=24), default, atol=1e-5
+    )
     a, b = (stack[i].astype(np.float32) / 255 for i in (0, 2))
     source, sigma = detail_source(a, b, 0.5), model.config.detail_sigma
-    np.testing.assert_allclose(default, add_detail(plain, source, amount=model.config.detail, sigma=sigma), atol=1e-6)
-    tta = interpolate(model, stack[0], stack[2], 0.5, tile=None, tta=True, detail=0.0)  # detail once, after the mean
-    np.testing.assert_allclose(interpolate(model, stack[0], stack[2], 0.5, tile=None, tta=True),
-                               add_detail(tta, source, amount=model.config.detail, sigma=sigma), atol=1e-6)
+    np.testing.assert_allclose(
+        default, add_detail(plain, source, amount=model.config.detail, sigma=sigma), atol=1e-6
+    )
+    tta = interpolate(
+        model, stack[0], stack[2], 0.5, tile=None, tta=True, detail=0.0
+    )  # detail once, after the mean
+    np.testing.assert_allclose(
+        interpolate(model, stack[0], stack[2], 0.5, tile=None, tta=True),
+        add_detail(tta, source, amount=model.config.detail, sigma=sigma),
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match=r"detail must lie in \[0, 1\]; got 2"):
         interpolate(model, stack[0], stack[2], 0.5, detail=2)
 
@@ -94,5 +113,7 @@ def test_interpolate_puts_back_the_models_share_of_detail():
 def test_models_that_do_not_align_put_back_no_detail():
     stack = make_phantom((3, 64, 64), seed=3).raw
     model = _model(align="none")
-    np.testing.assert_array_equal(interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=1.0),
-                                  interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=0.0))
+    np.testing.assert_array_equal(
+        interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=1.0),
+        interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=0.0),
+    )

@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-
 from emrestore import cli, io
 from emrestore.detect import detect_folds, detect_precipitates, detect_stack
 from emrestore.phantom import make_phantom
@@ -29,8 +28,16 @@ def test_no_fold_in_clean_tissue(clean):
 @pytest.mark.parametrize("preset", ["paper", "realistic"])
 def test_dark_folds_are_found_and_outlined(clean, preset):
     for z in range(len(clean)):
-        art = simulate_sff(clean, z, seed=z, preset=preset, n_folds=1, black_band=1.0, partial=0.0,
-                           return_flow=False)
+        art = simulate_sff(
+            clean,
+            z,
+            seed=z,
+            preset=preset,
+            n_folds=1,
+            black_band=1.0,
+            partial=0.0,
+            return_flow=False,
+        )
         det = detect_folds(art.image)
         # One fold; a steep published-model fold can pull the border in so far that a dark blob
         # is smeared into a streak there (section 1), which may be flagged too.
@@ -38,7 +45,9 @@ def test_dark_folds_are_found_and_outlined(clean, preset):
         assert iou(det.mask, art.alpha > 0.5) >= 0.5, (preset, z)
         # The traced centre line lies on the true one (the polyline, sampled every pixel).
         true = np.array(art.params["folds"][0]["vertices"])
-        steps = [np.linspace(a, b, int(np.linalg.norm(b - a)) + 2) for a, b in itertools.pairwise(true)]
+        steps = [
+            np.linspace(a, b, int(np.linalg.norm(b - a)) + 2) for a, b in itertools.pairwise(true)
+        ]
         dense = np.concatenate(steps)
         fold = max(det.folds, key=lambda f: f.length)
         inside = (fold.centre >= 0).all(1) & (fold.centre < 512).all(1)  # ends were extended
@@ -49,8 +58,16 @@ def test_dark_folds_are_found_and_outlined(clean, preset):
 def test_a_partial_curved_fold_is_traced_to_its_end(clean):
     hits = 0
     for z in range(len(clean)):
-        art = simulate_sff(clean, z, seed=100 + z, n_folds=1, partial=1.0, black_band=1.0, bend=(0.02, 0.04),
-                           return_flow=False)
+        art = simulate_sff(
+            clean,
+            z,
+            seed=100 + z,
+            n_folds=1,
+            partial=1.0,
+            black_band=1.0,
+            bend=(0.02, 0.04),
+            return_flow=False,
+        )
         det = detect_folds(art.image)
         fold = art.params["folds"][0]
         if not det.folds:
@@ -71,8 +88,16 @@ def test_pale_partial_folds_are_found(clean):
     hits = []
     for z in range(len(clean)):
         for k in range(3):
-            art = simulate_sff(clean, z, seed=200 + 10 * z + k, n_folds=1, partial=1.0, black_band=0.0,
-                               band_level=(0.35, 0.5), return_flow=False)
+            art = simulate_sff(
+                clean,
+                z,
+                seed=200 + 10 * z + k,
+                n_folds=1,
+                partial=1.0,
+                black_band=0.0,
+                band_level=(0.35, 0.5),
+                return_flow=False,
+            )
             hits.append(iou(detect_folds(art.image).mask, art.alpha > 0.5) >= 0.5)
     # Of these 18: 12 when the tracker started at the line's end, 14 with Hough lines only.
     assert sum(hits) >= 15, hits
@@ -86,12 +111,14 @@ def test_a_long_curved_ridge_gives_a_line_along_it():
     y = np.rint(128 + 12 * np.sin((x - 20) / 216 * np.pi)).astype(int)  # bowed by 12 px
     ridge[y, x] = True
     ridge[40:44, 60] = True  # a short piece: no line
-    (theta, rho), = ridge_lines(ridge, min_extent=60, f2=1)
+    ((theta, rho),) = ridge_lines(ridge, min_extent=60, f2=1)
     distance = np.abs(x * np.cos(theta) + y * np.sin(theta) - rho)
     assert distance.max() < 12
     # At a coarser vote scale the line is given in working-scale pixels.
-    (theta2, rho2), = ridge_lines(ridge, min_extent=60, f2=2)
-    assert theta2 == pytest.approx(theta) and rho2 == pytest.approx(2 * rho + 0.5 * (np.cos(theta) + np.sin(theta)))
+    ((theta2, rho2),) = ridge_lines(ridge, min_extent=60, f2=2)
+    assert theta2 == pytest.approx(theta) and rho2 == pytest.approx(
+        2 * rho + 0.5 * (np.cos(theta) + np.sin(theta))
+    )
 
 
 def test_fold_evidence_favours_long_smooth_bands():
@@ -100,8 +127,12 @@ def test_fold_evidence_favours_long_smooth_bands():
     def trace(length, waver):
         t = np.linspace(0, length, int(length // 8) + 1)
         y = 200 + waver * (-1.0) ** np.arange(len(t))  # zigzag of +- waver px
-        return Fold(centre=np.stack([t, y], 1), half_width=np.full(len(t), 8.0), darkness=0.5,
-                    length=float(length))
+        return Fold(
+            centre=np.stack([t, y], 1),
+            half_width=np.full(len(t), 8.0),
+            darkness=0.5,
+            length=float(length),
+        )
 
     smooth, short, zigzag = trace(400, 0), trace(120, 0), trace(400, 6)
     assert fold_evidence(smooth, 512) > fold_evidence(short, 512)
@@ -140,7 +171,9 @@ def test_stretches_of_one_band_are_bridged_and_others_are_not():
 
 def test_precipitates_are_found(clean):
     for z in range(3):
-        art = simulate_sp(clean, z, seed=z, caps=(0, 0, 1, 0, 0), contrast=None)  # one 15-30k px blob
+        art = simulate_sp(
+            clean, z, seed=z, caps=(0, 0, 1, 0, 0), contrast=None
+        )  # one 15-30k px blob
         mask, soft = detect_precipitates(art.image)
         truth = art.alpha > 0.5
         recall = (mask & truth).sum() / truth.sum()
@@ -151,7 +184,9 @@ def test_precipitates_are_found(clean):
 
 
 def test_detect_stack_verdicts_and_mask_bits(clean):
-    sim = simulate_stack(clean, {"ms": 0.2, "sff": 0.2}, seed=3, sff={"black_band": 1.0, "partial": 0.0})
+    sim = simulate_stack(
+        clean, {"ms": 0.2, "sff": 0.2}, seed=3, sff={"black_band": 1.0, "partial": 0.0}
+    )
     result = detect_stack(sim.volume)
     truth = {s["index"]: {a["kind"] for a in s["artifacts"]} for s in sim.manifest["sections"]}
     for z, section in enumerate(result.sections):
@@ -178,8 +213,15 @@ def test_detect_command(tmp_path, clean, capsys):
     sim = simulate_stack(clean, {"ms": 0.2}, seed=0)
     io.write_stack(tmp_path / "in.tif", sim.volume)
     before = (tmp_path / "in.tif").read_bytes()
-    args = ["detect", str(tmp_path / "in.tif"), "-o", str(tmp_path / "masks.tif"), "--report",
-            str(tmp_path / "report.json"), "--quiet"]
+    args = [
+        "detect",
+        str(tmp_path / "in.tif"),
+        "-o",
+        str(tmp_path / "masks.tif"),
+        "--report",
+        str(tmp_path / "report.json"),
+        "--quiet",
+    ]
     assert cli.main(args) == 0
     assert "masks" in capsys.readouterr().out
     assert (tmp_path / "in.tif").read_bytes() == before

@@ -3,7 +3,6 @@ whole and partial, no false alarm on clean stacks, masks where the loss is."""
 
 import numpy as np
 import pytest
-
 from emrestore.detect import detect_missing
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms, simulate_stack
@@ -63,8 +62,13 @@ def test_partial_flat_losses_are_outlined(clean):
 def test_partial_noise_losses_are_found_and_outlined(clean):
     # Noise fills vary like tissue at the pixel level: only the lost relation to the neighbours
     # gives them away. The first six noise-filled draws, as many as the real-data table has.
-    arts = [a for a in (simulate_ms(clean[8], seed=s, mode="partial", fraction=(0.2, 0.6)) for s in range(40))
-            if a.params["fill"] == "noise"][:6]
+    arts = [
+        a
+        for a in (
+            simulate_ms(clean[8], seed=s, mode="partial", fraction=(0.2, 0.6)) for s in range(40)
+        )
+        if a.params["fill"] == "noise"
+    ][:6]
     assert len(arts) == 6
     ious = []
     for art in arts:
@@ -78,7 +82,9 @@ def test_partial_noise_losses_are_found_and_outlined(clean):
 
 
 def test_simulated_stack_rates(clean):
-    sim = simulate_stack(clean, {"ms": 0.2}, seed=1, ms={"mode": {"blank": 1, "constant": 1, "noise": 1}})
+    sim = simulate_stack(
+        clean, {"ms": 0.2}, seed=1, ms={"mode": {"blank": 1, "constant": 1, "noise": 1}}
+    )
     truth = {s["index"] for s in sim.manifest["sections"]}
     found = {z for z, r in enumerate(detect_missing(sim.volume)) if r.kind != "ok"}
     assert found == truth

@@ -5,10 +5,9 @@ import json
 
 import numpy as np
 import pytest
-from scipy import ndimage
-
 from emrestore import baselines, cli, evaluate, io, metrics
 from emrestore.phantom import make_phantom
+from scipy import ndimage
 
 
 def test_psnr_by_hand():
@@ -42,7 +41,9 @@ def test_segmentation_scores_are_zero_for_the_same_section_and_grow_with_damage(
     assert reference.max() > 3
     same = metrics.segmentation_scores(section, reference)
     assert same["voi"] == pytest.approx(0, abs=1e-9) and same["arand"] == pytest.approx(0, abs=1e-9)
-    noisy = np.clip(section + np.random.default_rng(0).normal(0, 60, section.shape), 0, 255).astype(np.uint8)
+    noisy = np.clip(section + np.random.default_rng(0).normal(0, 60, section.shape), 0, 255).astype(
+        np.uint8
+    )
     worse = metrics.segmentation_scores(noisy, reference)
     assert worse["voi"] > 0.5 and worse["arand"] > 0.1
 
@@ -71,13 +72,18 @@ def test_flow_interpolation_beats_linear_on_a_shifted_pattern():
     rng = np.random.default_rng(0)
     base = ndimage.gaussian_filter(rng.uniform(0, 255, (140, 140)), 3)
     base = (base - base.min()) / (base.max() - base.min()) * 255
-    stack = np.stack([np.roll(base, 4 * k, axis=1) for k in range(3)])[:, 10:-10, 10:-10].astype(np.uint8)
+    stack = np.stack([np.roll(base, 4 * k, axis=1) for k in range(3)])[:, 10:-10, 10:-10].astype(
+        np.uint8
+    )
     masks = np.zeros(stack.shape, np.uint8)
     masks[1] = 1
     flow = baselines.flow(stack, masks)[1]
     linear = baselines.linear(stack, masks)[1]
     inner = (slice(10, -10), slice(10, -10))
-    assert metrics.psnr(flow[inner], stack[1][inner]) > metrics.psnr(linear[inner], stack[1][inner]) + 5
+    assert (
+        metrics.psnr(flow[inner], stack[1][inner])
+        > metrics.psnr(linear[inner], stack[1][inner]) + 5
+    )
 
 
 def test_inpainting_changes_only_the_mask(stack):
@@ -102,21 +108,47 @@ def test_harness_end_to_end(stack, tmp_path):
     for artifact in ("ms", "sp"):
         assert by[(artifact, "linear")]["psnr_mask"] > by[(artifact, "degraded")]["psnr_mask"]
     again = evaluate.evaluate(stack, artifacts=("ms",), seed=1)[0]
-    assert {k: v for k, v in again.items() if k != "seconds_per_section"} == \
-        {k: v for k, v in rows[0].items() if k != "seconds_per_section"}  # deterministic
+    assert {k: v for k, v in again.items() if k != "seconds_per_section"} == {
+        k: v for k, v in rows[0].items() if k != "seconds_per_section"
+    }  # deterministic
     io.write_stack(tmp_path / "clean.tif", stack)
-    assert cli.main(["evaluate", str(tmp_path / "clean.tif"), "--artifacts", "ms", "--methods",
-                     "degraded,linear", "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(tmp_path / "clean.tif"),
+                "--artifacts",
+                "ms",
+                "--methods",
+                "degraded,linear",
+                "-o",
+                str(tmp_path / "out"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     table = (tmp_path / "out" / "results.md").read_text()
     assert f"| {tmp_path.name}/clean.tif | ms | linear |" in table
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert [r["method"] for r in saved] == ["degraded", "linear"]
     with pytest.raises(SystemExit, match="unknown methods"):
-        cli.main(["evaluate", str(tmp_path / "clean.tif"), "--methods", "magic", "-o", str(tmp_path / "x")])
+        cli.main(
+            [
+                "evaluate",
+                str(tmp_path / "clean.tif"),
+                "--methods",
+                "magic",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
 
 
 def test_all_sections_scores_every_interior_section_once_and_keeps_the_default_pass(stack):
-    assert sorted(z for o in (0, 1, 2) for z in evaluate.held_out(len(stack), offset=o)) == list(range(1, len(stack) - 1))
+    assert sorted(z for o in (0, 1, 2) for z in evaluate.held_out(len(stack), offset=o)) == list(
+        range(1, len(stack) - 1)
+    )
     methods = {m: baselines.METHODS[m] for m in ("degraded", "linear")}
     default = evaluate.evaluate(stack, artifacts=("ms",), methods=methods, seed=2)
     full = evaluate.evaluate(stack, artifacts=("ms",), methods=methods, seed=2, all_sections=True)
@@ -140,26 +172,62 @@ def test_compare_pairs_sections_and_bounds_the_mean_difference(stack):
     lo, hi = worse["ci95"]
     assert lo <= worse["mean_difference"] <= hi < 0
     assert worse["better_on"] == 0 and worse["sections"] == len(stack) - 2
-    assert pairs["degraded", "voi"]["mean_difference"] > 0 and pairs["degraded", "voi"]["better_on"] == 0
+    assert (
+        pairs["degraded", "voi"]["mean_difference"] > 0
+        and pairs["degraded", "voi"]["better_on"] == 0
+    )
     assert evaluate.compare(rows, reference="flow") == []  # not scored: nothing to compare with
-    short = [dict(r, per_section=r["per_section"][:2]) if r["method"] == "degraded" else r for r in rows]
+    short = [
+        dict(r, per_section=r["per_section"][:2]) if r["method"] == "degraded" else r for r in rows
+    ]
     with pytest.raises(ValueError, match="different sections"):
         evaluate.compare(short, reference="linear")
     with pytest.raises(ValueError, match="per-section scores"):
-        evaluate.compare([{k: v for k, v in r.items() if k != "per_section"} for r in rows], reference="linear")
+        evaluate.compare(
+            [{k: v for k, v in r.items() if k != "per_section"} for r in rows], reference="linear"
+        )
 
 
 def test_evaluate_command_all_sections_and_comparison(stack, tmp_path):
     io.write_stack(tmp_path / "clean.tif", stack)
     out = tmp_path / "out"
-    assert cli.main(["evaluate", str(tmp_path / "clean.tif"), "--artifacts", "ms", "--methods", "degraded,linear",
-                     "--reference", "linear", "--all-sections", "-o", str(out), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "evaluate",
+                str(tmp_path / "clean.tif"),
+                "--artifacts",
+                "ms",
+                "--methods",
+                "degraded,linear",
+                "--reference",
+                "linear",
+                "--all-sections",
+                "-o",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((out / "results.json").read_text())
     assert [len(r["per_section"]) for r in saved] == [len(stack) - 2] * 2
-    assert "per_section" not in (out / "results.csv").read_text().splitlines()[0].split(",")  # means only
+    assert "per_section" not in (out / "results.csv").read_text().splitlines()[0].split(
+        ","
+    )  # means only
     pairs = json.loads((out / "comparison.json").read_text())
     assert {(p["method"], p["reference"]) for p in pairs} == {("degraded", "linear")}
     assert "| degraded | linear | psnr |" in (out / "comparison.md").read_text()
     with pytest.raises(SystemExit, match="--reference 'magic' is not among"):
-        cli.main(["evaluate", str(tmp_path / "clean.tif"), "--methods", "linear", "--reference", "magic",
-                  "-o", str(tmp_path / "x")])
+        cli.main(
+            [
+                "evaluate",
+                str(tmp_path / "clean.tif"),
+                "--methods",
+                "linear",
+                "--reference",
+                "magic",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from emrestore import restore
 from emrestore.conventions import BITS, intensity_range, to_range_unit
 from emrestore.detect import detect_stack

@@ -4,10 +4,9 @@ pure-PyTorch reference, gradients, opcheck."""
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from scipy import ndimage
 
 needs_extension = pytest.mark.skipif(
     not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
@@ -25,7 +24,9 @@ def curved_folds(batch=2, dtype=torch.float64):
     half = torch.tensor([[0, 3, 5, 6, 4, 0], [4, 6, 8, 8, 7, 6]], dtype=torch.float64)
     amp = torch.tensor([[0, 6, 9, 9, 7, 0], [10, 12, 12, 12, 12, 10]], dtype=torch.float64)
     profile = torch.stack([half, amp], -1)[None].repeat(batch, 1, 1, 1)
-    params = torch.tensor([[0.08, 1.0, 0.6, 0.35, 2.0], [0.05, 0.8, 1.0, 0.2, 0.0]])[None].repeat(batch, 1, 1)
+    params = torch.tensor([[0.08, 1.0, 0.6, 0.35, 2.0], [0.05, 0.8, 1.0, 0.2, 0.0]])[None].repeat(
+        batch, 1, 1
+    )
     return vertices.to(dtype), profile.to(dtype), params.to(dtype)
 
 
@@ -33,8 +34,16 @@ def test_paper_preset_reproduces_the_published_profile():
     h, w, wl, wf, s = 96, 40, 6.0, 26.0, 0.1
     ramp = torch.arange(h, dtype=torch.float64).view(1, 1, h, 1).expand(1, 1, h, w).contiguous()
     centre = 47.0
-    geometry = ops.paper_fold(h, w, point=(19.5, centre), angle=0.0, half_width=wl, fold_width=wf,
-                              slope=s, dtype=torch.float64)
+    geometry = ops.paper_fold(
+        h,
+        w,
+        point=(19.5, centre),
+        angle=0.0,
+        half_width=wl,
+        fold_width=wf,
+        slope=s,
+        dtype=torch.float64,
+    )
     out = ops.fold_warp(ramp, *geometry)[0, 0, :, w // 2]
     for y in range(h):
         d = y - centre
@@ -65,7 +74,9 @@ def test_matches_pytorch_reference_with_gradient():
     torch.testing.assert_close(out, ref)
     g = torch.randn_like(out)
     torch.testing.assert_close(torch.autograd.grad(out, x, g)[0], torch.autograd.grad(ref, x, g)[0])
-    for got, want in zip(ops.fold_field(*geometry, 90, 120), reference.fold.fold_field(*geometry, 90, 120)):
+    for got, want in zip(
+        ops.fold_field(*geometry, 90, 120), reference.fold.fold_field(*geometry, 90, 120)
+    ):
         torch.testing.assert_close(got, want)
 
 
@@ -89,7 +100,9 @@ def test_no_folds_is_identity():
 @needs_extension
 def test_gradcheck_and_opcheck():
     x = torch.rand(1, 1, 24, 30, dtype=torch.float64, requires_grad=True)
-    geometry = ops.paper_fold(24, 30, angle=0.4, half_width=2.0, fold_width=7.3, slope=0.2, dtype=torch.float64)
+    geometry = ops.paper_fold(
+        24, 30, angle=0.4, half_width=2.0, fold_width=7.3, slope=0.2, dtype=torch.float64
+    )
     assert torch.autograd.gradcheck(lambda a: ops.fold_warp(a, *geometry), (x,))
     torch.library.opcheck(torch.ops.emrestore.fold_warp.default, (x, *geometry))
     torch.library.opcheck(torch.ops.emrestore.fold_field.default, (*geometry, 24, 30))
@@ -121,5 +134,8 @@ def test_cuda_matches_cpu():
     x = torch.rand(2, 2, 90, 120)
     geometry = curved_folds(dtype=torch.float32)
     torch.testing.assert_close(
-        ops.fold_warp(x.cuda(), *(g.cuda() for g in geometry)).cpu(), ops.fold_warp(x, *geometry),
-        rtol=1e-4, atol=1e-4)
+        ops.fold_warp(x.cuda(), *(g.cuda() for g in geometry)).cpu(),
+        ops.fold_warp(x, *geometry),
+        rtol=1e-4,
+        atol=1e-4,
+    )

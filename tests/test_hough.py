@@ -7,11 +7,10 @@ import math
 import numpy as np
 import pytest
 import torch
-from skimage.draw import line
-from skimage.transform import hough_line
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from skimage.draw import line
+from skimage.transform import hough_line
 
 needs_extension = pytest.mark.skipif(
     not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
@@ -27,12 +26,18 @@ def tables(theta):
     return torch.from_numpy(np.cos(theta)), torch.from_numpy(np.sin(theta))
 
 
-@pytest.mark.parametrize("shape,theta", [
-    ((64, 64), None),
-    ((37, 121), None),
-    ((200, 90), np.random.default_rng(1).uniform(-4, 4, 33)),  # unsorted, beyond [-pi/2, pi/2)
-    ((50, 70), np.linspace(0, np.pi / 2, 91)),  # includes 0, pi/4 and pi/2 exactly as numpy has them
-])
+@pytest.mark.parametrize(
+    "shape,theta",
+    [
+        ((64, 64), None),
+        ((37, 121), None),
+        ((200, 90), np.random.default_rng(1).uniform(-4, 4, 33)),  # unsorted, beyond [-pi/2, pi/2)
+        (
+            (50, 70),
+            np.linspace(0, np.pi / 2, 91),
+        ),  # includes 0, pi/4 and pi/2 exactly as numpy has them
+    ],
+)
 def test_binary_accumulator_equals_scikit_image(shape, theta):
     img = edges(shape, 0.05, seed=sum(shape))
     expected, angles, dists = hough_line(img, theta=theta)
@@ -56,7 +61,9 @@ def test_dense_images():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_weighted_votes_add_the_pixel_values(dtype):
     img = edges((48, 80), 0.1, 3)
-    weights = torch.from_numpy(img * np.random.default_rng(0).uniform(0.1, 2.0, img.shape)).to(dtype)
+    weights = torch.from_numpy(img * np.random.default_rng(0).uniform(0.1, 2.0, img.shape)).to(
+        dtype
+    )
     acc, thetas, _ = ops.hough_lines(weights)
     assert acc.dtype == dtype
     ref = reference.hough.hough_lines(weights[None], *tables(thetas.numpy()))[0]
@@ -108,7 +115,8 @@ def test_peaks_find_the_drawn_lines():
 
 
 def test_a_line_at_the_theta_seam_is_one_peak():
-    # A horizontal line votes at theta = -pi/2 (rho = -y) and near theta = +pi/2 (rho = +y): one line.
+    # A horizontal line votes at theta = -pi/2 (rho = -y) and near theta = +pi/2 (rho = +y):
+    # one line.
     img = draw_lines((120, 160), [(60, 0, 60, 159)])
     img[61, :80] = True  # a little thickness so that both ends of the theta axis hold strong cells
     acc, thetas, rhos = ops.hough_lines(img)
@@ -124,7 +132,9 @@ def test_peaks_are_never_within_the_suppression_window(seed):
     thetas = torch.from_numpy(ops.default_thetas(t_))
     rhos = torch.arange(r_, dtype=torch.float64) - r_ // 2
     md, ma = int(rng.integers(0, 6)), int(rng.integers(0, 5))
-    results = ops.hough_peaks(acc, thetas, rhos, num_peaks=40, min_distance=md, min_angle=ma, threshold=5)
+    results = ops.hough_peaks(
+        acc, thetas, rhos, num_peaks=40, min_distance=md, min_angle=ma, threshold=5
+    )
     for b, (votes, angles, dists) in enumerate(results):
         ti = torch.round((angles - thetas[0]) / (thetas[1] - thetas[0])).long().tolist()
         ri = (dists + r_ // 2).long().tolist()
@@ -158,7 +168,12 @@ def test_chord_length():
     assert length[0, 0] == pytest.approx(79)  # the row y = 10, across x = 0..79
     assert length[1, 1] == pytest.approx(49)  # the column x = 10, across y = 0..49
     assert length[2, 2] == 0  # misses the image
-    diag = ops.chord_length(torch.tensor([-math.pi / 4], dtype=torch.float64), torch.tensor([0.0], dtype=torch.float64), 50, 50)
+    diag = ops.chord_length(
+        torch.tensor([-math.pi / 4], dtype=torch.float64),
+        torch.tensor([0.0], dtype=torch.float64),
+        50,
+        50,
+    )
     assert diag[0, 0] == pytest.approx(49 * math.sqrt(2))
 
 
@@ -182,21 +197,35 @@ def test_kernel_checks_name_what_they_expect():
     with pytest.raises(ValueError, match=r"\[B, H, W\]"):
         torch.ops.emrestore.hough_lines(torch.zeros(4, 4, dtype=torch.bool), c, s)
     with pytest.raises(TypeError, match="float64"):
-        torch.ops.emrestore.hough_lines(torch.zeros(1, 4, 4, dtype=torch.bool), c.float(), s.float())
+        torch.ops.emrestore.hough_lines(
+            torch.zeros(1, 4, 4, dtype=torch.bool), c.float(), s.float()
+        )
     with pytest.raises(ValueError, match="broadcast"):
-        torch.ops.emrestore.hough_peaks(torch.zeros(1, 5, 4, dtype=torch.long), torch.zeros(1, 3, 1, dtype=torch.float64),
-                                        3, 1, 1, False)
+        torch.ops.emrestore.hough_peaks(
+            torch.zeros(1, 5, 4, dtype=torch.long),
+            torch.zeros(1, 3, 1, dtype=torch.float64),
+            3,
+            1,
+            1,
+            False,
+        )
 
 
 @needs_extension
 def test_opcheck():
     img = torch.from_numpy(edges((20, 24), 0.1, 0))
     c, s = tables(ops.default_thetas(12))
-    for image in (img[None], img[None].to(torch.uint8), (img[None] * torch.rand(1, 20, 24)).double()):
+    for image in (
+        img[None],
+        img[None].to(torch.uint8),
+        (img[None] * torch.rand(1, 20, 24)).double(),
+    ):
         torch.library.opcheck(torch.ops.emrestore.hough_lines, (image, c, s))
     acc = torch.ops.emrestore.hough_lines(img[None], c, s)
-    torch.library.opcheck(torch.ops.emrestore.hough_peaks,
-                          (acc, torch.full((1, 1, 1), 2.0, dtype=torch.float64), 4, 2, 2, True))
+    torch.library.opcheck(
+        torch.ops.emrestore.hough_peaks,
+        (acc, torch.full((1, 1, 1), 2.0, dtype=torch.float64), 4, 2, 2, True),
+    )
 
 
 @needs_extension
@@ -207,7 +236,9 @@ def test_compiles_in_a_graph():
         return torch.ops.emrestore.hough_lines(image > 0.5, c, s).sum(1)
 
     image = torch.rand(2, 30, 40)
-    torch.testing.assert_close(torch.compile(votes, fullgraph=True, backend="aot_eager")(image), votes(image))
+    torch.testing.assert_close(
+        torch.compile(votes, fullgraph=True, backend="aot_eager")(image), votes(image)
+    )
 
 
 @requires_cuda
@@ -221,7 +252,7 @@ def test_cuda_matches_cpu(dtype):
     torch.testing.assert_close(acc_cuda.cpu(), acc, rtol=1e-5, atol=1e-4)
     cpu = ops.hough_peaks(acc, thetas, rhos, num_peaks=8, threshold=3)
     cuda = ops.hough_peaks(acc.cuda(), thetas, rhos, num_peaks=8, threshold=3)
-    for (v1, a1, d1), (v2, a2, d2) in zip(cpu, cuda):
+    for (_v1, a1, d1), (_v2, a2, d2) in zip(cpu, cuda):
         torch.testing.assert_close(a2.cpu(), a1)
         torch.testing.assert_close(d2.cpu(), d1)
 
@@ -235,5 +266,7 @@ def test_cuda_large_image_uses_global_accumulation():
     ys, xs = torch.randint(0, 12000, (2, 5000), generator=g)
     img[0, ys, xs] = torch.rand(5000, generator=g, dtype=torch.float64)
     c, s = tables(ops.default_thetas(30))
-    torch.testing.assert_close(torch.ops.emrestore.hough_lines(img.cuda(), c.cuda(), s.cuda()).cpu(),
-                               torch.ops.emrestore.hough_lines(img, c, s))
+    torch.testing.assert_close(
+        torch.ops.emrestore.hough_lines(img.cuda(), c.cuda(), s.cuda()).cpu(),
+        torch.ops.emrestore.hough_lines(img, c, s),
+    )

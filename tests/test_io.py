@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 import tifffile
-
 from emrestore import io
 
 
@@ -12,7 +11,9 @@ def stack():
     return np.random.default_rng(0).integers(0, 256, (5, 24, 32), dtype=np.uint8)
 
 
-@pytest.mark.parametrize("name", ["s.tif", "s.tiff", "s.npy", "folder", "s.zarr", "s.h5", "s.h5:raw"])
+@pytest.mark.parametrize(
+    "name", ["s.tif", "s.tiff", "s.npy", "folder", "s.zarr", "s.h5", "s.h5:raw"]
+)
 @pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.float32])
 def test_round_trip(tmp_path, stack, name, dtype):
     data = stack.astype(dtype) * (3 if dtype == np.uint16 else 1)
@@ -21,7 +22,9 @@ def test_round_trip(tmp_path, stack, name, dtype):
     back = io.read_stack(tmp_path / name)
     assert back.dtype == data.dtype
     np.testing.assert_array_equal(back, data)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [name.split(":")[0]]  # no staging left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        name.split(":")[0]
+    ]  # no staging left behind
 
 
 def test_folder_sections_are_read_in_natural_order(tmp_path, stack):

@@ -54,20 +54,29 @@ def test_untrained_model_blends_the_neighbours_by_position():
 
 def _moving_texture(dx=4, size=120):
     """Three uint8 sections of one texture moving by dx px per section."""
-    base = ndimage.gaussian_filter(np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3)
+    base = ndimage.gaussian_filter(
+        np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3
+    )
     base = (base - base.min()) / (base.max() - base.min()) * 255
-    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(3)]).astype(np.uint8)
+    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(3)]).astype(
+        np.uint8
+    )
 
 
 def test_untrained_flow_guided_model_equals_the_flow_baseline():
     stack = _moving_texture()
     # the baseline measures each flow once: so does a model with one view
-    model = SepConvInterpolator(InterpolationConfig(kernel_size=1, widths=(8, 16), align="flow",
-                                                    flow_views=1)).eval()
+    model = SepConvInterpolator(
+        InterpolationConfig(kernel_size=1, widths=(8, 16), align="flow", flow_views=1)
+    ).eval()
     masks = np.zeros(stack.shape, np.uint8)
     masks[1] = 1
-    out = interpolate(model, stack[0], stack[2], 0.5, tile=None, detail=0.0)  # the blend, no detail put back
-    np.testing.assert_allclose(out * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
+    out = interpolate(
+        model, stack[0], stack[2], 0.5, tile=None, detail=0.0
+    )  # the blend, no detail put back
+    np.testing.assert_allclose(
+        out * 255, baselines.flow(stack, masks)[1], atol=0.51
+    )  # the baseline rounds
 
 
 def test_detail_source_is_the_pair_aligned_as_the_flow_baseline_aligns_it():
@@ -76,19 +85,34 @@ def test_detail_source_is_the_pair_aligned_as_the_flow_baseline_aligns_it():
     masks[1] = 1
     a, b = (stack[i].astype(np.float32) / 255 for i in (0, 2))
     source = detail_source(a, b, 0.5)
-    np.testing.assert_allclose(source * 255, baselines.flow(stack, masks)[1], atol=0.51)  # the baseline rounds
-    np.testing.assert_allclose(detail_source(a, b, 0.25, aligned=True), 0.75 * a + 0.25 * b, atol=1e-6)
+    np.testing.assert_allclose(
+        source * 255, baselines.flow(stack, masks)[1], atol=0.51
+    )  # the baseline rounds
+    np.testing.assert_allclose(
+        detail_source(a, b, 0.25, aligned=True), 0.75 * a + 0.25 * b, atol=1e-6
+    )
 
 
 def test_prealigned_neighbours_skip_the_flow():
     stack = _moving_texture().astype(np.float32) / 255
-    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
+    model = _random_model(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow")
+    )
     before, after = align_pair(stack[0], stack[2], 0.4, views=model.config.flow_views)
     # detail=0: the detail's source would be the given pair, not the pair aligned by its own flow
     expected = interpolate(model, stack[0], stack[2], 0.4, tile=None, detail=0.0)
-    np.testing.assert_allclose(interpolate(model, before, after, 0.4, tile=None, aligned=True, detail=0.0), expected,
-                               atol=1e-6)
-    assert np.abs(interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True, detail=0.0) - expected).max() > 0.01
+    np.testing.assert_allclose(
+        interpolate(model, before, after, 0.4, tile=None, aligned=True, detail=0.0),
+        expected,
+        atol=1e-6,
+    )
+    assert (
+        np.abs(
+            interpolate(model, stack[0], stack[2], 0.4, tile=None, aligned=True, detail=0.0)
+            - expected
+        ).max()
+        > 0.01
+    )
 
 
 def test_sampler_aligns_the_outer_sections_to_the_middle():
@@ -105,27 +129,38 @@ def test_sampler_aligns_the_outer_sections_to_the_middle():
 
 def _moving_five(dx=3, size=120):
     """Five uint8 sections at z = -1, 0, 1, 2, 3 of one texture moving by dx px per z, the middle
-    three of them _moving_texture's: the pair (0, 2) with an outer section half a gap beyond each."""
-    base = ndimage.gaussian_filter(np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3)
+    three of them _moving_texture's: the pair (0, 2) with an outer section half a gap beyond
+    each."""
+    base = ndimage.gaussian_filter(
+        np.random.default_rng(1).uniform(0, 1, (size + 40, size + 40)), 3
+    )
     base = (base - base.min()) / (base.max() - base.min()) * 255
-    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(-1, 4)]).astype(np.uint8)
+    return np.stack([np.roll(base, k * dx, axis=1)[20:-20, 20:-20] for k in range(-1, 4)]).astype(
+        np.uint8
+    )
 
 
 def test_sampler_aligns_with_the_outer_sections():
     stack = _moving_five()
     usable = np.ones(5, bool)
     raw = float(np.abs(stack[1].astype(float) - stack[2]).mean() / 255)
-    sampler = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=0.0)
+    sampler = TripletSampler(
+        stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=0.0
+    )
     assert sampler.outers == [(0, 4)]
     frames, _ = sampler.batch(2, seed=0)
     plain, _ = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True).batch(2, seed=0)
     assert not torch.equal(frames, plain)  # the outer sections took part...
     for f in (frames, plain):  # ...and the motion they show is the pair's
         assert float((f[:, [0, 2]] - f[:, 1:2]).abs().mean()) < 0.05 * raw
-    dropped = TripletSampler(stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=1.0)
+    dropped = TripletSampler(
+        stack, [(1, 2, 3)], 64, augment=False, align=True, outer=usable, drop_outer=1.0
+    )
     assert torch.equal(dropped.batch(2, seed=0)[0], plain)
     # Order swaps and turns carry the outer sections along with their neighbours.
-    turned, _ = TripletSampler(stack, [(1, 2, 3)], 64, augment=True, align=True, outer=usable, drop_outer=0.0).batch(8, 3)
+    turned, _ = TripletSampler(
+        stack, [(1, 2, 3)], 64, augment=True, align=True, outer=usable, drop_outer=0.0
+    ).batch(8, 3)
     assert float((turned[:, [0, 2]] - turned[:, 1:2]).abs().mean()) < 0.05 * raw
 
 
@@ -137,17 +172,30 @@ def test_interpolate_uses_the_outer_sections_only_where_the_model_asks():
     model = _random_model(InterpolationConfig(**config))
     kwargs = dict(tile=None, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5))
     with_outer = interpolate(model, a, b, 0.5, **kwargs)
-    wa, wb = align_pair(a, b, 0.5, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5), views=model.config.flow_views)
-    np.testing.assert_allclose(with_outer, interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6)
+    wa, wb = align_pair(
+        a, b, 0.5, outer=(outer_a, outer_b), outer_gaps=(0.5, 0.5), views=model.config.flow_views
+    )
+    np.testing.assert_allclose(
+        with_outer, interpolate(model, wa, wb, 0.5, tile=None, aligned=True), atol=1e-6
+    )
     assert np.abs(with_outer - interpolate(model, a, b, 0.5, tile=None)).max() > 1e-3
-    np.testing.assert_allclose(interpolate(model, a, b, 0.5, **{**kwargs, "tile": 24}), with_outer, atol=1e-5)
+    np.testing.assert_allclose(
+        interpolate(model, a, b, 0.5, **{**kwargs, "tile": 24}), with_outer, atol=1e-5
+    )
     # Read the other way round with the outer sections swapped, the 16 passes are the same ones.
     tta = interpolate(model, a, b, 0.5, tta=True, **kwargs)
-    np.testing.assert_allclose(interpolate(model, b, a, 0.5, tile=None, tta=True, outer=(outer_b, outer_a),
-                                           outer_gaps=(0.5, 0.5)), tta, atol=1e-5)
+    np.testing.assert_allclose(
+        interpolate(
+            model, b, a, 0.5, tile=None, tta=True, outer=(outer_b, outer_a), outer_gaps=(0.5, 0.5)
+        ),
+        tta,
+        atol=1e-5,
+    )
     two_section = _random_model(InterpolationConfig(**config, outer_flow=False))
-    np.testing.assert_array_equal(interpolate(two_section, a, b, 0.5, **kwargs),
-                                  interpolate(two_section, a, b, 0.5, tile=None))
+    np.testing.assert_array_equal(
+        interpolate(two_section, a, b, 0.5, **kwargs),
+        interpolate(two_section, a, b, 0.5, tile=None),
+    )
     with pytest.raises(ValueError, match=r"outer\[0\] must have the neighbours' shape"):
         interpolate(model, a, b, 0.5, outer=(a[:8], None))
 
@@ -155,16 +203,31 @@ def test_interpolate_uses_the_outer_sections_only_where_the_model_asks():
 def test_config_alignment_choice_and_old_checkpoints():
     assert InterpolationConfig().align == "flow"
     assert InterpolationConfig().outer_flow
-    assert not InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16], "align": "flow"}).outer_flow
-    assert not InterpolationConfig.from_dict(InterpolationConfig(outer_flow=False).to_dict()).outer_flow
+    assert not InterpolationConfig.from_dict(
+        {"kernel_size": 5, "widths": [8, 16], "align": "flow"}
+    ).outer_flow
+    assert not InterpolationConfig.from_dict(
+        InterpolationConfig(outer_flow=False).to_dict()
+    ).outer_flow
     assert InterpolationConfig.from_dict(InterpolationConfig().to_dict()).outer_flow
-    assert InterpolationConfig.from_dict(InterpolationConfig(align="none").to_dict()).align == "none"
-    assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16]}).align == "none"  # before flow
+    assert (
+        InterpolationConfig.from_dict(InterpolationConfig(align="none").to_dict()).align == "none"
+    )
+    assert (
+        InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16]}).align == "none"
+    )  # before flow
     with pytest.raises(ValueError, match="align must be one of"):
         InterpolationConfig(align="optical")
     assert InterpolationConfig().flow_views == 8
-    assert InterpolationConfig.from_dict(InterpolationConfig(flow_views=2).to_dict()).flow_views == 2
-    assert InterpolationConfig.from_dict({"kernel_size": 5, "widths": [8, 16], "align": "flow"}).flow_views == 1
+    assert (
+        InterpolationConfig.from_dict(InterpolationConfig(flow_views=2).to_dict()).flow_views == 2
+    )
+    assert (
+        InterpolationConfig.from_dict(
+            {"kernel_size": 5, "widths": [8, 16], "align": "flow"}
+        ).flow_views
+        == 1
+    )
     with pytest.raises(ValueError, match=r"flow_views must be one of \(1, 2, 4, 8\); got 3"):
         InterpolationConfig(flow_views=3)
 
@@ -177,8 +240,11 @@ def test_flow_guided_models_align_with_their_flow_views():
         model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), flow_views=views))
         wa, wb = align_pair(a, b, 0.5, views=views)
         outs.append(interpolate(model, a, b, 0.5, tile=None, detail=0.0))
-        np.testing.assert_allclose(outs[-1], interpolate(model, wa, wb, 0.5, tile=None, aligned=True, detail=0.0),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            outs[-1],
+            interpolate(model, wa, wb, 0.5, tile=None, aligned=True, detail=0.0),
+            atol=1e-6,
+        )
     assert np.abs(outs[0] - outs[1]).max() > 1e-3  # the averaged flow is another flow
 
 
@@ -190,7 +256,9 @@ def test_tta_with_eight_views_aligns_once_and_equals_aligning_every_pass(monkeyp
     model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), flow_views=8))
     kwargs = dict(tile=None, tta=True, outer=(secs[0], secs[4]), outer_gaps=(0.5, 0.5))
     calls = []
-    monkeypatch.setattr(tiling, "align_pair", lambda *a, **k: calls.append(1) or align_pair(*a, **k))
+    monkeypatch.setattr(
+        tiling, "align_pair", lambda *a, **k: calls.append(1) or align_pair(*a, **k)
+    )
     fast = interpolate(model, secs[1], secs[3], 0.5, **kwargs)
     assert len(calls) == 1
     monkeypatch.setattr(tiling, "ALL_VIEWS", None)  # the general path: every pass aligns anew
@@ -220,19 +288,21 @@ def test_receptive_radius_bounds_the_dependence():
     ref = model(a, b, torch.tensor([0.5]))[0, 0, c, c]
     a2 = a.clone()
     a2[..., : c - r, :] = 0
-    a2[..., c + r + 1:, :] = 0
+    a2[..., c + r + 1 :, :] = 0
     a2[..., :, : c - r] = 0
-    a2[..., :, c + r + 1:] = 0
+    a2[..., :, c + r + 1 :] = 0
     assert torch.allclose(model(a2, b, torch.tensor([0.5]))[0, 0, c, c], ref, atol=1e-6)
     a3 = a2.clone()
-    a3[..., c - r + 2: c + r - 1, c] += 0.5  # inside the radius: it must matter
+    a3[..., c - r + 2 : c + r - 1, c] += 0.5  # inside the radius: it must matter
     assert not torch.allclose(model(a3, b, torch.tensor([0.5]))[0, 0, c, c], ref)
 
 
 @pytest.mark.parametrize("align", ["flow", "none"])
 @pytest.mark.parametrize("tile", [16, 40, 64])
 def test_tiled_inference_equals_whole_section(tile, align):
-    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align=align))
+    model = _random_model(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align=align)
+    )
     rng = np.random.default_rng(0)
     a, b = rng.random((90, 77)).astype(np.float32), rng.random((90, 77)).astype(np.float32)
     whole = interpolate(model, a, b, 0.4, tile=None)
@@ -246,7 +316,9 @@ def test_test_time_augmentation_is_equivariant_and_order_free():
     # input pair, or reading it the other way round, gives the same section (rotated or mirrored).
     # A transform undone wrongly breaks this; a single pass does not have the property. (A
     # flow-guided model aligns the pair first, and optical flow is only nearly equivariant.)
-    model = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="none"))
+    model = _random_model(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="none")
+    )
     rng = np.random.default_rng(1)
     a, b = rng.random((40, 56)).astype(np.float32), rng.random((40, 56)).astype(np.float32)
     out = interpolate(model, a, b, 0.3, tile=None, tta=True)
@@ -260,7 +332,9 @@ def test_test_time_augmentation_is_equivariant_and_order_free():
     np.testing.assert_allclose(interpolate(model, a, b, 0.3, tile=24, tta=True), out, atol=1e-5)
     single = interpolate(model, np.rot90(a), np.rot90(b), 0.3, tile=None)
     assert np.abs(single - np.rot90(interpolate(model, a, b, 0.3, tile=None))).max() > 1e-3
-    flow_guided = _random_model(InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow"))
+    flow_guided = _random_model(
+        InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8, align="flow")
+    )
     assert interpolate(flow_guided, a, b, 0.3, tile=None, tta=True).shape == (40, 56)
 
 
@@ -290,27 +364,47 @@ def test_z_step_triplets_start_at_every_offset_and_keep_validation_apart():
     clean = np.ones(40, bool)
     clean[17] = False
     trips = triplets(clean, max_gap=2, z_step=3)
-    assert all((z - a) % 3 == 0 and (b - z) % 3 == 0 and 3 <= z - a <= 6 and 3 <= b - z <= 6 for a, z, b in trips)
+    assert all(
+        (z - a) % 3 == 0 and (b - z) % 3 == 0 and 3 <= z - a <= 6 and 3 <= b - z <= 6
+        for a, z, b in trips
+    )
     assert {z % 3 for _, z, _ in trips} == {0, 1, 2}  # every offset, not every third section only
     assert not any(17 in t for t in trips)
     train, val = split_triplets(trips, val_fraction=0.1, z_step=3)
     targets = {z for _, z, _ in val}
     assert targets and all(z - a == 3 and b - z == 3 for a, z, b in val)
-    # the sections between a validation target and its neighbours are near copies of it: not trained on
+    # the sections between a validation target and its neighbours are near copies of it: not
+    # trained on
     assert all(abs(z - v) >= 3 for _, z, _ in train for v in targets)
     assert triplets(clean, max_gap=2) == triplets(clean, max_gap=2, z_step=1)
 
 
 def test_batches_depend_on_the_seed_not_on_the_threads(phantom, tmp_path):
-    kw = {"minutes": None, "iterations": 4, "config": TINY, "batch_size": 2, "crop": 32, "detect": False,
-          "progress": False, "z_step": 2}
+    kw = {
+        "minutes": None,
+        "iterations": 4,
+        "config": TINY,
+        "batch_size": 2,
+        "crop": 32,
+        "detect": False,
+        "progress": False,
+        "z_step": 2,
+    }
     one = fit(phantom, tmp_path / "one", workers=1, **kw)
     three = fit(phantom, tmp_path / "three", workers=3, **kw)
     assert one.record["z_step"] == 2
     for key, value in one.model.state_dict().items():
         assert torch.equal(value, three.model.state_dict()[key]), key
     with pytest.raises(ValueError, match="z_step must be a positive integer"):
-        fit(phantom, tmp_path / "bad", minutes=None, iterations=1, z_step=0, detect=False, progress=False)
+        fit(
+            phantom,
+            tmp_path / "bad",
+            minutes=None,
+            iterations=1,
+            z_step=0,
+            detect=False,
+            progress=False,
+        )
 
 
 def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
@@ -322,7 +416,9 @@ def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
     def as_t(a):
         return torch.tensor(a, dtype=torch.float64)[None, None]
 
-    assert float(ssim(as_t(noisy), as_t(clean))) == pytest.approx(metrics.ssim(noisy, clean), abs=1e-6)
+    assert float(ssim(as_t(noisy), as_t(clean))) == pytest.approx(
+        metrics.ssim(noisy, clean), abs=1e-6
+    )
     pred = as_t(ndimage.gaussian_filter(clean, 3)).float().requires_grad_()
     target = as_t(clean).float()
     value = training_loss(pred, target, "mse+ssim")
@@ -333,7 +429,9 @@ def test_ssim_loss_term_is_the_metric_and_differentiable(phantom):
         heavier = training_loss(pred, target, "mse+ssim", ssim_weight=1.5)
         mse = torch.nn.functional.mse_loss(pred, target)
         assert float(heavier - mse) == pytest.approx(3 * float(value.detach() - mse), rel=1e-5)
-        assert float(training_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(float(mse))
+        assert float(training_loss(pred, target, "mse+ssim", ssim_weight=0.0)) == pytest.approx(
+            float(mse)
+        )
 
 
 def test_membrane_term_follows_the_segmentations_membranes(phantom):
@@ -361,7 +459,9 @@ def test_membrane_term_follows_the_segmentations_membranes(phantom):
     with torch.no_grad():
         pred = as_t(ndimage.gaussian_filter(clean, 3))
         for kind in ("l1+grad", "mse+ssim"):
-            added = training_loss(pred, target, kind, membrane_weight=2.0) - training_loss(pred, target, kind)
+            added = training_loss(pred, target, kind, membrane_weight=2.0) - training_loss(
+                pred, target, kind
+            )
             assert float(added) == pytest.approx(2 * float(membrane_loss(pred, target)), rel=1e-5)
 
 
@@ -370,25 +470,65 @@ def test_tiny_model_overfits_a_tiny_triplet_set(phantom, tmp_path):
     It reads the pair aligned as in training, by one flow (``TRAIN_FLOW_VIEWS``)."""
     stack = phantom[:3]
     config = dataclasses.replace(TINY, flow_views=TRAIN_FLOW_VIEWS)
-    result = fit(stack, tmp_path / "m", minutes=None, iterations=250, config=config, batch_size=4, crop=64,
-                 lr=3e-3, detect=False, val_fraction=0, max_gap=1, augment=False, progress=False, loss="mse")
+    result = fit(
+        stack,
+        tmp_path / "m",
+        minutes=None,
+        iterations=250,
+        config=config,
+        batch_size=4,
+        crop=64,
+        lr=3e-3,
+        detect=False,
+        val_fraction=0,
+        max_gap=1,
+        augment=False,
+        progress=False,
+        loss="mse",
+    )
     out = interpolate(result.model, stack[0], stack[2], 0.5, detail=0.0)  # the network's own output
     blend = (stack[0].astype(np.float32) + stack[2]) / 2
-    fitted, baseline = metrics.psnr(out, stack[1] / 255.0), metrics.psnr(blend / 255.0, stack[1] / 255.0)
+    fitted, baseline = (
+        metrics.psnr(out, stack[1] / 255.0),
+        metrics.psnr(blend / 255.0, stack[1] / 255.0),
+    )
     assert fitted > baseline + 2.5, (fitted, baseline)
 
 
 def test_checkpoint_round_trip_and_resume(phantom, tmp_path):
     folder = tmp_path / "m"
-    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
-                progress=False)
-    assert {p.name for p in folder.iterdir()} == {"model.safetensors", "last.safetensors", "best.safetensors",
-                                                  "config.json", "optimizer.pt"}
+    first = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=3,
+        config=TINY,
+        batch_size=2,
+        crop=32,
+        detect=False,
+        progress=False,
+    )
+    assert {p.name for p in folder.iterdir()} == {
+        "model.safetensors",
+        "last.safetensors",
+        "best.safetensors",
+        "config.json",
+        "optimizer.pt",
+    }
     loaded, config = load_model(folder)
     assert config["model"]["kernel_size"] == 5 and config["training"]["iterations"] == 3
     for key, value in first.model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key].cpu(), value.cpu()), key
-    again = fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True)
+    again = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=2,
+        detect=False,
+        progress=False,
+        crop=32,
+        resume=True,
+    )
     assert again.record["iterations"] == 5
     assert json.loads((folder / "config.json").read_text())["training"]["iterations"] == 5
     last = load_model(folder, last=True)[0].state_dict()  # trained on from the first fit's weights
@@ -407,15 +547,42 @@ def _same(a, b):
 
 def test_fit_keeps_the_last_weights_unless_they_validate_far_worse(phantom, tmp_path):
     folder = tmp_path / "m"
-    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
-                progress=False)
+    first = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=3,
+        config=TINY,
+        batch_size=2,
+        crop=32,
+        detect=False,
+        progress=False,
+    )
     best = first.record["best"]
-    assert best["iteration"] == 3 and best["val_psnr"] == max(h["val_psnr"] for h in first.record["history"])
+    assert best["iteration"] == 3 and best["val_psnr"] == max(
+        h["val_psnr"] for h in first.record["history"]
+    )
     assert all(np.isfinite(h["val_voi"]) for h in first.record["history"])  # logged beside PSNR
-    assert first.record["kept"] == {"weights": "last", "iteration": 3, "val_psnr": first.record["val_psnr"]}
-    assert _same(_state(folder), _state(folder, last=True)) and _same(_state(folder), _state(folder, best=True))
+    assert first.record["kept"] == {
+        "weights": "last",
+        "iteration": 3,
+        "val_psnr": first.record["val_psnr"],
+    }
+    assert _same(_state(folder), _state(folder, last=True)) and _same(
+        _state(folder), _state(folder, best=True)
+    )
     # Two more steps at a sane rate: the last weights validate close to the best and are kept.
-    fit(phantom, folder, minutes=None, iterations=2, detect=False, progress=False, crop=32, resume=True, lr=1e-4)
+    fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=2,
+        detect=False,
+        progress=False,
+        crop=32,
+        resume=True,
+        lr=1e-4,
+    )
     record = json.loads((folder / "config.json").read_text())["training"]
     assert record["iterations"] == 5 and record["kept"]["weights"] == "last"
     assert record["val_psnr"] >= record["best"]["val_psnr"] - KEEP_TOLERANCE_DB
@@ -423,17 +590,42 @@ def test_fit_keeps_the_last_weights_unless_they_validate_far_worse(phantom, tmp_
     # A step size that wrecks the network: the last weights validate far below the best, so the
     # best-validated ones are kept.
     before = record["best"]
-    again = fit(phantom, folder, minutes=None, iterations=3, detect=False, progress=False, crop=32, resume=True,
-                lr=50.0)
-    assert again.record["val_psnr"] < before["val_psnr"] - KEEP_TOLERANCE_DB and again.record["best"] == before
+    again = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=3,
+        detect=False,
+        progress=False,
+        crop=32,
+        resume=True,
+        lr=50.0,
+    )
+    assert (
+        again.record["val_psnr"] < before["val_psnr"] - KEEP_TOLERANCE_DB
+        and again.record["best"] == before
+    )
     assert again.record["kept"] == {"weights": "best", **before}
     shipped = _state(folder)
     assert _same(shipped, _state(folder, best=True)) and _same(again.model.state_dict(), shipped)
     assert not _same(shipped, _state(folder, last=True))
     # keep="best": the best-validated weights whatever the last ones score.
-    other = fit(phantom, tmp_path / "b", minutes=None, iterations=4, config=TINY, batch_size=2, crop=32,
-                detect=False, progress=False, keep="best")
-    assert other.record["kept"]["weights"] == "best" and other.record["kept"]["iteration"] == other.record["best"]["iteration"]
+    other = fit(
+        phantom,
+        tmp_path / "b",
+        minutes=None,
+        iterations=4,
+        config=TINY,
+        batch_size=2,
+        crop=32,
+        detect=False,
+        progress=False,
+        keep="best",
+    )
+    assert (
+        other.record["kept"]["weights"] == "best"
+        and other.record["kept"]["iteration"] == other.record["best"]["iteration"]
+    )
     assert _same(_state(tmp_path / "b"), _state(tmp_path / "b", best=True))
 
 
@@ -441,11 +633,31 @@ def test_a_diverged_fit_goes_on_from_its_best_weights(phantom, tmp_path):
     """A step size that wrecks the network sends validation far below its best: the fit goes back
     to the best weights with half the step size and says so, rather than train on a dead network."""
     folder = tmp_path / "m"
-    first = fit(phantom, folder, minutes=None, iterations=3, config=TINY, batch_size=2, crop=32, detect=False,
-                progress=False)
+    first = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=3,
+        config=TINY,
+        batch_size=2,
+        crop=32,
+        detect=False,
+        progress=False,
+    )
     assert "restarts" not in first.record and first.record["clip_norm"] is None
-    again = fit(phantom, folder, minutes=None, iterations=4, detect=False, progress=False, crop=32, resume=True,
-                lr=50.0, clip_norm=None, val_minutes=0)
+    again = fit(
+        phantom,
+        folder,
+        minutes=None,
+        iterations=4,
+        detect=False,
+        progress=False,
+        crop=32,
+        resume=True,
+        lr=50.0,
+        clip_norm=None,
+        val_minutes=0,
+    )
     restarts = again.record["restarts"]
     assert restarts and restarts[0]["from"] == 3 and restarts[0]["lr"] == 25.0
     assert all(r["val_psnr"] < first.record["best"]["val_psnr"] - 1 for r in restarts)
@@ -475,7 +687,13 @@ def test_fit_rejects_bad_input(tmp_path):
         fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, exclude=[0, 1, 0, 1])
     for weight in (-0.5, float("nan")):
         with pytest.raises(ValueError, match="ssim_weight must be a finite number >= 0"):
-            fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, loss="mse+ssim", ssim_weight=weight)
+            fit(
+                np.zeros((4, 8, 8), np.uint8),
+                tmp_path,
+                iterations=1,
+                loss="mse+ssim",
+                ssim_weight=weight,
+            )
         with pytest.raises(ValueError, match="membrane_weight must be a finite number >= 0"):
             fit(np.zeros((4, 8, 8), np.uint8), tmp_path, iterations=1, membrane_weight=weight)
     with pytest.raises(ValueError, match="keep must be one of"):
@@ -485,14 +703,35 @@ def test_fit_rejects_bad_input(tmp_path):
 def test_fit_config_defaults_and_checks():
     """FitConfig holds fit's former keyword defaults and makes fit's checks, with its messages."""
     assert dataclasses.asdict(FitConfig()) == {
-        "minutes": 30.0, "iterations": None, "batch_size": 8, "crop": 128, "lr": 2e-3,
-        "weight_decay": 1e-4, "loss": "l1+grad", "ssim_weight": 0.5, "membrane_weight": 0.0,
-        "max_gap": 3, "z_step": 1, "detect": True, "augment": True, "val_fraction": 0.1,
-        "val_size": 512, "val_minutes": 0.5, "checkpoint_minutes": 2.0, "clip_norm": None,
-        "keep": "last", "seed": 0, "workers": None}
-    bad = [({"loss": "l2"}, "loss must be one of"), ({"keep": "first"}, "keep must be one of"),
-           ({"minutes": None}, "give a budget"), ({"z_step": 0}, "z_step must be a positive integer"),
-           ({"z_step": 1.5}, "z_step must be a positive integer")]
+        "minutes": 30.0,
+        "iterations": None,
+        "batch_size": 8,
+        "crop": 128,
+        "lr": 2e-3,
+        "weight_decay": 1e-4,
+        "loss": "l1+grad",
+        "ssim_weight": 0.5,
+        "membrane_weight": 0.0,
+        "max_gap": 3,
+        "z_step": 1,
+        "detect": True,
+        "augment": True,
+        "val_fraction": 0.1,
+        "val_size": 512,
+        "val_minutes": 0.5,
+        "checkpoint_minutes": 2.0,
+        "clip_norm": None,
+        "keep": "last",
+        "seed": 0,
+        "workers": None,
+    }
+    bad = [
+        ({"loss": "l2"}, "loss must be one of"),
+        ({"keep": "first"}, "keep must be one of"),
+        ({"minutes": None}, "give a budget"),
+        ({"z_step": 0}, "z_step must be a positive integer"),
+        ({"z_step": 1.5}, "z_step must be a positive integer"),
+    ]
     for name in ("ssim_weight", "membrane_weight"):
         bad += [({name: w}, f"{name} must be a finite number >= 0") for w in (-1.0, float("inf"))]
     for fields, message in bad:
@@ -502,21 +741,24 @@ def test_fit_config_defaults_and_checks():
         FitConfig.resolve(FitConfig(iterations=5), minutes=None, iterations=None)
 
 
-@pytest.mark.parametrize("fields, message", [
-    ({"minutes": float("nan")}, "minutes must be a finite number > 0"),
-    ({"minutes": 0}, "minutes must be a finite number > 0"),
-    ({"minutes": -1}, "minutes must be a finite number > 0"),
-    ({"iterations": 0}, "iterations must be an integer >= 1"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1"),
-    ({"crop": 0}, "crop must be an integer >= 1"),
-    ({"max_gap": 0}, "max_gap must be an integer >= 1"),
-    ({"workers": 0}, "workers must be an integer >= 1"),
-    ({"seed": -1}, "seed must be an integer >= 0"),
-    ({"lr": 0.0}, "lr must be a finite number > 0"),
-    ({"lr": float("inf")}, "lr must be a finite number > 0"),
-    ({"clip_norm": 0.0}, "clip_norm must be a finite number > 0"),
-    ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
-])
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"minutes": float("nan")}, "minutes must be a finite number > 0"),
+        ({"minutes": 0}, "minutes must be a finite number > 0"),
+        ({"minutes": -1}, "minutes must be a finite number > 0"),
+        ({"iterations": 0}, "iterations must be an integer >= 1"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"crop": 0}, "crop must be an integer >= 1"),
+        ({"max_gap": 0}, "max_gap must be an integer >= 1"),
+        ({"workers": 0}, "workers must be an integer >= 1"),
+        ({"seed": -1}, "seed must be an integer >= 0"),
+        ({"lr": 0.0}, "lr must be a finite number > 0"),
+        ({"lr": float("inf")}, "lr must be a finite number > 0"),
+        ({"clip_norm": 0.0}, "clip_norm must be a finite number > 0"),
+        ({"val_fraction": 1.0}, r"val_fraction must be in \[0, 1\)"),
+    ],
+)
 def test_fit_config_refuses_budgets_and_sizes_that_cannot_train(fields, message):
     # Each of these ran without end, saved an untrained model or failed deep inside the loop.
     with pytest.raises(ValueError, match=f"^fit: {message}"):
@@ -535,8 +777,18 @@ def test_fit_overrides_replace_settings_and_unknown_names_raise(phantom, tmp_pat
     assert not (tmp_path / "x").exists()
     # Settings plus overrides train exactly as the same keywords alone.
     given = fit(phantom, tmp_path / "a", settings, config=TINY, seed=3, progress=False)
-    plain = fit(phantom, tmp_path / "b", minutes=None, iterations=2, batch_size=2, crop=32,
-                detect=False, seed=3, config=TINY, progress=False)
+    plain = fit(
+        phantom,
+        tmp_path / "b",
+        minutes=None,
+        iterations=2,
+        batch_size=2,
+        crop=32,
+        detect=False,
+        seed=3,
+        config=TINY,
+        progress=False,
+    )
     assert _same(given.model.state_dict(), plain.model.state_dict())
 
 
@@ -561,6 +813,7 @@ def test_fit_saves_its_settings_and_folders_without_them_load(phantom, tmp_path)
     assert "fit" not in load_model(tmp_path / "plain")[1]
     assert "model" in load_model()[1]  # the shipped folder
 
+
 def test_shipped_model_loads():
     model, config = load_model()
     assert config["training"]["iterations"] > 0
@@ -568,9 +821,8 @@ def test_shipped_model_loads():
 
 
 def test_weights_with_nan_are_refused_on_load_and_in_inference(tmp_path):
-    from safetensors.torch import load_file, save_file
-
     from emrestore.models import DEFAULT_MODEL
+    from safetensors.torch import load_file, save_file
 
     folder = tmp_path / "m"
     folder.mkdir()

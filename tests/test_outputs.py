@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 import zarr
-
 from emrestore import cli, io
 
 
@@ -18,8 +17,11 @@ def stack():
 
 
 def _digest(folder):
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_overwrite_never_replaces_a_folder_with_other_files(tmp_path, stack):
@@ -96,9 +98,11 @@ def test_cli_overwrite_into_the_input_folder_loses_nothing(tmp_path, stack):
     io.write_stack(data / "stack.tif", stack)
     (data / "notes.txt").write_text("mine")
     before = _digest(tmp_path)
-    for command in (["restore", str(data / "stack.tif"), "-o", str(data)],
-                    ["detect", str(data / "stack.tif"), "-o", str(data)],
-                    ["simulate", str(data / "stack.tif"), str(data)]):
+    for command in (
+        ["restore", str(data / "stack.tif"), "-o", str(data)],
+        ["detect", str(data / "stack.tif"), "-o", str(data)],
+        ["simulate", str(data / "stack.tif"), str(data)],
+    ):
         with pytest.raises(SystemExit, match="holds the input"):
             cli.main([*command, "--overwrite", "--quiet"])
         assert _digest(tmp_path) == before, command
@@ -114,11 +118,25 @@ def test_cli_refuses_outputs_it_cannot_name(tmp_path, stack, name):
 
 def test_cli_folder_outputs_by_a_trailing_separator_or_an_input_folder(tmp_path, stack):
     io.write_stack(tmp_path / "in.tif", stack)
-    assert cli.main(["detect", str(tmp_path / "in.tif"), "-o", f"{tmp_path / 'masks'}/", "--quiet"]) == 0
+    assert (
+        cli.main(["detect", str(tmp_path / "in.tif"), "-o", f"{tmp_path / 'masks'}/", "--quiet"])
+        == 0
+    )
     assert io.read_stack(tmp_path / "masks").shape == stack.shape
     names = [f"s{i}" for i in range(len(stack))]
     io.write_stack(tmp_path / "sections", stack, names=names)
     for _ in range(2):  # the second run replaces the folder's own sections
-        assert cli.main(["detect", str(tmp_path / "sections"), "-o", str(tmp_path / "m2"),
-                         "--overwrite", "--quiet"]) == 0
+        assert (
+            cli.main(
+                [
+                    "detect",
+                    str(tmp_path / "sections"),
+                    "-o",
+                    str(tmp_path / "m2"),
+                    "--overwrite",
+                    "--quiet",
+                ]
+            )
+            == 0
+        )
     assert [p.stem for p in io.section_files(tmp_path / "m2")] == names

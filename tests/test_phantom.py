@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 from emrestore.phantom import adjacent_ncc, make_phantom
 
 
@@ -11,7 +10,11 @@ def small():
 
 def test_shapes_and_types(small):
     assert small.raw.shape == small.labels.shape == small.membrane.shape == (6, 192, 224)
-    assert small.raw.dtype == np.uint8 and small.labels.dtype == np.uint32 and small.membrane.dtype == bool
+    assert (
+        small.raw.dtype == np.uint8
+        and small.labels.dtype == np.uint32
+        and small.membrane.dtype == bool
+    )
     assert small.labels.min() >= 1
 
 

@@ -40,8 +40,12 @@ def test_restore_fills_single_sections_runs_and_partial_losses(large):
     assert np.array_equal(result.stack[untouched], degraded[untouched])
     records = {r["index"]: r for r in result.report["restored"]}
     assert sorted(records) == [1, 3, 4, 6]
-    assert records[3]["sources"] == [2, 5] and records[3]["position"] == pytest.approx(1 / 3, abs=1e-4)
-    assert records[4]["sources"] == [2, 5] and records[4]["position"] == pytest.approx(2 / 3, abs=1e-4)
+    assert records[3]["sources"] == [2, 5] and records[3]["position"] == pytest.approx(
+        1 / 3, abs=1e-4
+    )
+    assert records[4]["sources"] == [2, 5] and records[4]["position"] == pytest.approx(
+        2 / 3, abs=1e-4
+    )
     assert records[6]["kind"] == "partial" and records[6]["action"] == "interpolated"
     linear = baselines.linear(degraded, masks)
     for z in (1, 3, 4, 6):  # the shipped model knows the phantom: better than the neighbours' blend
@@ -53,16 +57,31 @@ def test_restore_measures_motion_against_the_sections_beyond(clean):
     from emrestore.models import SepConvInterpolator, interpolate
 
     degraded, masks = _degrade(clean, {1: "blank", 4: "noise", 5: "blank"})
-    model = SepConvInterpolator(TINY).eval()  # flow-guided, outer_flow: an untrained one is the flow
+    model = SepConvInterpolator(
+        TINY
+    ).eval()  # flow-guided, outer_flow: an untrained one is the flow
     result = restore(degraded, model=model, masks=masks, tile=None)
     records = {r["index"]: r for r in result.report["restored"]}
     assert records[1]["sources"] == [0, 2] and records[1]["motion_from"] == [None, 3]
     assert records[4]["sources"] == [3, 6] and records[4]["motion_from"] == [2, 7]
-    expected = interpolate(model, degraded[3], degraded[6], 1 / 3, tile=None, outer=(degraded[2], degraded[7]),
-                           outer_gaps=(1 / 3, 1 / 3))
-    np.testing.assert_array_equal(result.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8))
-    plain = restore(degraded, model=SepConvInterpolator(InterpolationConfig(**{**TINY.to_dict(), "outer_flow": False})),
-                    masks=masks, tile=None)
+    expected = interpolate(
+        model,
+        degraded[3],
+        degraded[6],
+        1 / 3,
+        tile=None,
+        outer=(degraded[2], degraded[7]),
+        outer_gaps=(1 / 3, 1 / 3),
+    )
+    np.testing.assert_array_equal(
+        result.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8)
+    )
+    plain = restore(
+        degraded,
+        model=SepConvInterpolator(InterpolationConfig(**{**TINY.to_dict(), "outer_flow": False})),
+        masks=masks,
+        tile=None,
+    )
     assert all("motion_from" not in r for r in plain.report["restored"])
     assert not np.array_equal(plain.stack[4], result.stack[4])
 
@@ -89,15 +108,29 @@ def test_restore_puts_back_the_share_of_detail_asked_for(clean, tmp_path, capsys
     none = restore(degraded, model=model, masks=masks, tile=None, detail=0.0)
     assert default.report["detail"] == TINY.detail > 0 and none.report["detail"] == 0.0
     assert not np.array_equal(default.stack[4], none.stack[4])
-    expected = interpolate(model, degraded[3], degraded[5], 0.5, tile=None, outer=(degraded[2], degraded[6]),
-                           outer_gaps=(0.5, 0.5), detail=0.0)
-    np.testing.assert_array_equal(none.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8))
+    expected = interpolate(
+        model,
+        degraded[3],
+        degraded[5],
+        0.5,
+        tile=None,
+        outer=(degraded[2], degraded[6]),
+        outer_gaps=(0.5, 0.5),
+        detail=0.0,
+    )
+    np.testing.assert_array_equal(
+        none.stack[4], np.clip(np.rint(expected * 255), 0, 255).astype(np.uint8)
+    )
     with pytest.raises(ValueError, match=r"detail must lie in \[0, 1\]; got 1.5"):
         restore(degraded, model=model, masks=masks, detail=1.5)
-    shipped = restore(degraded, masks=masks, tile=None)  # plain SepConv: its neighbours are not aligned
+    shipped = restore(
+        degraded, masks=masks, tile=None
+    )  # plain SepConv: its neighbours are not aligned
     assert shipped.report["detail"] == 0.0
     with pytest.raises(SystemExit):
-        cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--detail", "2"])
+        cli.main(
+            ["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--detail", "2"]
+        )
     assert "--detail: expected a number in [0, 1]; got 2" in capsys.readouterr().err
     assert not (tmp_path / "out.tif").exists()
 
@@ -118,8 +151,18 @@ def test_restore_detects_missing_sections_itself(large):
 
 
 def test_fit_then_restore_round_trip(clean, tmp_path):
-    trained = fit(clean, tmp_path / "m", minutes=None, iterations=40, config=TINY, batch_size=4, crop=64,
-                  detect=False, progress=False, loss="mse")
+    trained = fit(
+        clean,
+        tmp_path / "m",
+        minutes=None,
+        iterations=40,
+        config=TINY,
+        batch_size=4,
+        crop=64,
+        detect=False,
+        progress=False,
+        loss="mse",
+    )
     degraded, masks = _degrade(clean, {4: "blank"})
     from_folder = restore(degraded, model=tmp_path / "m", masks=masks)
     from_object = restore(degraded, model=trained.model, masks=masks)
@@ -147,29 +190,106 @@ def test_cli_fit_and_restore(large, tmp_path, capsys):
     tifffile.imwrite(tmp_path / "in.tif", degraded)
     tifffile.imwrite(tmp_path / "train.tif", large)
     digest = (tmp_path / "in.tif").read_bytes()
-    assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "2",
-                     "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "fit",
+                str(tmp_path / "train.tif"),
+                "-o",
+                str(tmp_path / "m"),
+                "--iterations",
+                "2",
+                "--kernel-size",
+                "5",
+                "--widths",
+                "8,16",
+                "--crop",
+                "32",
+                "--no-detect",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "2 iterations" in printed and "kept the last weights (iteration 2)" in printed
     with pytest.raises(SystemExit, match="not empty"):
-        cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m"), "--iterations", "1", "--quiet"])
+        cli.main(
+            [
+                "fit",
+                str(tmp_path / "train.tif"),
+                "-o",
+                str(tmp_path / "m"),
+                "--iterations",
+                "1",
+                "--quiet",
+            ]
+        )
     # --z-step n: trained for gaps of n sections on every section, not on every n-th only
-    assert cli.main(["fit", str(tmp_path / "train.tif"), "-o", str(tmp_path / "m2"), "--iterations", "1", "--z-step",
-                     "2", "--loss", "mse+ssim", "--ssim-weight", "1.5", "--membrane-weight", "0.5", "--keep", "best",
-                     "--kernel-size", "5", "--widths", "8,16", "--crop", "32", "--no-detect",
-                     "--no-outer-flow", "--flow-views", "2", "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "fit",
+                str(tmp_path / "train.tif"),
+                "-o",
+                str(tmp_path / "m2"),
+                "--iterations",
+                "1",
+                "--z-step",
+                "2",
+                "--loss",
+                "mse+ssim",
+                "--ssim-weight",
+                "1.5",
+                "--membrane-weight",
+                "0.5",
+                "--keep",
+                "best",
+                "--kernel-size",
+                "5",
+                "--widths",
+                "8,16",
+                "--crop",
+                "32",
+                "--no-detect",
+                "--no-outer-flow",
+                "--flow-views",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     saved = json.loads((tmp_path / "m2" / "config.json").read_text())
     record = saved["training"]
-    assert record["z_step"] == 2 and record["stack_shape"][0] == len(large) and record["loss"] == "mse+ssim"
+    assert (
+        record["z_step"] == 2
+        and record["stack_shape"][0] == len(large)
+        and record["loss"] == "mse+ssim"
+    )
     assert saved["model"]["outer_flow"] is False and record["ssim_weight"] == 1.5
     assert saved["model"]["flow_views"] == 2
     assert record["membrane_weight"] == 0.5 and record["keep"] == "best"
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["outer_flow"] is True
     assert json.loads((tmp_path / "m" / "config.json").read_text())["model"]["flow_views"] == 8
-    report_two = restore(degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None)
+    report_two = restore(
+        degraded, model=str(tmp_path / "m2"), masks=_degrade(large, {4: "blank"})[1], tile=None
+    )
     assert "motion_from" not in report_two.report["restored"][0]
-    assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"),
-                     "--model", str(tmp_path / "m"), "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "restore",
+                str(tmp_path / "in.tif"),
+                "-o",
+                str(tmp_path / "out.tif"),
+                "--model",
+                str(tmp_path / "m"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert (tmp_path / "in.tif").read_bytes() == digest
     out = io.read_stack(tmp_path / "out.tif")
     assert out.shape == degraded.shape and not np.array_equal(out[4], degraded[4])
@@ -230,15 +350,30 @@ def test_restore_reports_how_much_of_each_section_it_changed():
 
 def test_restore_warns_that_tiny_sections_defeat_detection():
     stack = make_phantom((7, 32, 32), seed=1).raw
-    assert any("too small for reliable detection" in w for w in restore(stack, tile=None).report["warnings"])
+    assert any(
+        "too small for reliable detection" in w
+        for w in restore(stack, tile=None).report["warnings"]
+    )
 
 
 def test_cli_restore_says_how_much_of_each_section_it_changed(tmp_path, capsys):
     stack = make_phantom((9, 96, 96), seed=2).raw
     stack[4] = 0
     io.write_stack(tmp_path / "in.tif", stack)
-    assert cli.main(["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "out.tif"), "--tile", "0",
-                     "--quiet"]) == 0
+    assert (
+        cli.main(
+            [
+                "restore",
+                str(tmp_path / "in.tif"),
+                "-o",
+                str(tmp_path / "out.tif"),
+                "--tile",
+                "0",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     report = json.loads((tmp_path / "out_report.json").read_text())
     changed = {r["index"]: r["changed"] for r in report["restored"]}

@@ -1,13 +1,14 @@
-"""sepconv: compiled operator against the pure-PyTorch reference, gradients, opcheck, torch.compile."""
+"""sepconv: compiled operator against the pure-PyTorch reference, gradients, opcheck,
+torch.compile."""
 
 import math
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -75,7 +76,8 @@ def test_loop_reference_and_its_backward_match_autograd_oracle(padding):
 
 
 def test_identity_kernel_reproduces_input():
-    # A delta at the window centre (tap K//2) copies the input: checks the padding offset convention.
+    # A delta at the window centre (tap K//2) copies the input: checks the padding
+    # offset convention.
     for k in (1, 4, 5):
         x = torch.randn(1, 2, 6, 7, dtype=torch.float64)
         delta = torch.zeros(1, k, 6, 7, dtype=torch.float64)
@@ -97,14 +99,16 @@ def test_shift_kernel_reads_replicated_border():
 
 def test_reflect_wider_than_image_matches_numpy_convention():
     args = make_args(1, 1, 2, 3, 9, "reflect")
-    torch.testing.assert_close(ops.sepconv(*args, "reflect"), reference.sepconv_loop(*args, "reflect"))
+    torch.testing.assert_close(
+        ops.sepconv(*args, "reflect"), reference.sepconv_loop(*args, "reflect")
+    )
 
 
 @needs_extension
 def test_gradcheck_float64():
     for padding in PADDINGS:
         args = make_args(1, 2, 5, 6, 3, padding, grad=True)
-        assert torch.autograd.gradcheck(lambda *a: ops.sepconv(*a, padding), args)
+        assert torch.autograd.gradcheck(lambda *a, padding=padding: ops.sepconv(*a, padding), args)
 
 
 @needs_extension
@@ -123,7 +127,9 @@ def test_non_contiguous_inputs():
     vt = v.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
     hs = torch.randn(2, 5, 12, 40, dtype=torch.float64)[..., ::2]
     assert not (xt.is_contiguous() or vt.is_contiguous() or hs.is_contiguous())
-    torch.testing.assert_close(ops.sepconv(xt, vt, hs, "zeros"), reference.sepconv_loop(x, v, hs, "zeros"))
+    torch.testing.assert_close(
+        ops.sepconv(xt, vt, hs, "zeros"), reference.sepconv_loop(x, v, hs, "zeros")
+    )
 
 
 def test_inputs_are_not_modified():
@@ -145,12 +151,36 @@ def test_empty_batch():
 @pytest.mark.parametrize(
     "shapes, padding, match",
     [
-        (((1, 1, 8, 8), (1, 3, 8), (1, 3, 8)), "replicate", r"vertical must be \[B, K, H, W\]; got shape \[1, 3, 8\]"),
-        (((1, 1, 8, 8), (1, 3, 8, 8), (1, 5, 8, 8)), "replicate", r"shape of vertical \[1, 3, 8, 8\]; got \[1, 5, 8, 8\]"),
-        (((1, 1, 8, 9), (1, 3, 8, 8), (1, 3, 8, 8)), "replicate", r"must be \[1, C, 8, 8\]; got shape \[1, 1, 8, 9\]"),
-        (((1, 1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)), "none", r"must be \[1, C, 10, 10\]; got shape \[1, 1, 8, 8\]"),
-        (((2, 1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)), "zeros", r"must be \[1, C, 8, 8\]; got shape \[2, 1, 8, 8\]"),
-        (((1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)), "zeros", r"input must be \[B, C, H, W\]; got shape \[1, 8, 8\]"),
+        (
+            ((1, 1, 8, 8), (1, 3, 8), (1, 3, 8)),
+            "replicate",
+            r"vertical must be \[B, K, H, W\]; got shape \[1, 3, 8\]",
+        ),
+        (
+            ((1, 1, 8, 8), (1, 3, 8, 8), (1, 5, 8, 8)),
+            "replicate",
+            r"shape of vertical \[1, 3, 8, 8\]; got \[1, 5, 8, 8\]",
+        ),
+        (
+            ((1, 1, 8, 9), (1, 3, 8, 8), (1, 3, 8, 8)),
+            "replicate",
+            r"must be \[1, C, 8, 8\]; got shape \[1, 1, 8, 9\]",
+        ),
+        (
+            ((1, 1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)),
+            "none",
+            r"must be \[1, C, 10, 10\]; got shape \[1, 1, 8, 8\]",
+        ),
+        (
+            ((2, 1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)),
+            "zeros",
+            r"must be \[1, C, 8, 8\]; got shape \[2, 1, 8, 8\]",
+        ),
+        (
+            ((1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)),
+            "zeros",
+            r"input must be \[B, C, H, W\]; got shape \[1, 8, 8\]",
+        ),
         (((1, 1, 8, 8), (1, 3, 8, 8), (1, 3, 8, 8)), "circular", r"padding must be one of"),
     ],
 )
@@ -212,7 +242,10 @@ def test_torch_compile_fullgraph(backend):
 
 @requires_cuda
 @needs_extension
-@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 1e-4), (torch.float16, 3e-2), (torch.bfloat16, 1e-1)])
+@pytest.mark.parametrize(
+    "dtype,tol",
+    [(torch.float64, 1e-10), (torch.float32, 1e-4), (torch.float16, 3e-2), (torch.bfloat16, 1e-1)],
+)
 @pytest.mark.parametrize("padding", PADDINGS)
 def test_cuda_matches_cpu(dtype, tol, padding):
     args = make_args(2, 3, 33, 45, 7, padding, dtype=torch.float64, grad=True)
@@ -236,6 +269,9 @@ def test_cuda_opcheck_and_device_mismatch():
 @needs_extension
 def test_backward_checks_gradient_shape():
     x, v, h = make_args(1, 1, 4, 4, 3, "zeros")
-    with pytest.raises(ValueError, match=r"grad_output must be \[1, 1, 4, 4\]; got shape \[1, 1, 3, 3\]"):
-        torch.ops.emrestore.sepconv_backward(torch.zeros(1, 1, 3, 3, dtype=x.dtype), x, v, h, "zeros",
-                                             [True, True, True])
+    with pytest.raises(
+        ValueError, match=r"grad_output must be \[1, 1, 4, 4\]; got shape \[1, 1, 3, 3\]"
+    ):
+        torch.ops.emrestore.sepconv_backward(
+            torch.zeros(1, 1, 3, 3, dtype=x.dtype), x, v, h, "zeros", [True, True, True]
+        )

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
-
 from emrestore import io, restore_volume
 from emrestore.io import ChunkedOutput, open_volume, split_path
 
@@ -16,9 +15,13 @@ def stack():
 
 
 def _write_every_format(tmp_path, stack):
-    zarr.open_array(tmp_path / "a.zarr", mode="w", shape=stack.shape, chunks=(2, 16, 16), dtype=stack.dtype)[:] = stack
+    zarr.open_array(
+        tmp_path / "a.zarr", mode="w", shape=stack.shape, chunks=(2, 16, 16), dtype=stack.dtype
+    )[:] = stack
     zarr.open_group(tmp_path / "g.zarr", mode="w")
-    zarr.open_array(tmp_path / "g.zarr" / "raw", mode="w", shape=stack.shape, dtype=stack.dtype)[:] = stack
+    zarr.open_array(tmp_path / "g.zarr" / "raw", mode="w", shape=stack.shape, dtype=stack.dtype)[
+        :
+    ] = stack
     zarr.open_array(tmp_path / "g.zarr" / "thumbnail", mode="w", shape=(8, 8), dtype=stack.dtype)
     with h5py.File(tmp_path / "one.h5", "w") as f:
         f.create_dataset("deep/raw", data=stack, chunks=(1, 20, 24))
@@ -28,7 +31,17 @@ def _write_every_format(tmp_path, stack):
     np.save(tmp_path / "s.npy", stack)
     tifffile.imwrite(tmp_path / "s.tif", stack)
     io.write_stack(tmp_path / "folder", stack)
-    return ["a.zarr", "g.zarr", "g.zarr/raw", "one.h5", "two.h5:raw", "two.h5:/labels", "s.npy", "s.tif", "folder"]
+    return [
+        "a.zarr",
+        "g.zarr",
+        "g.zarr/raw",
+        "one.h5",
+        "two.h5:raw",
+        "two.h5:/labels",
+        "s.npy",
+        "s.tif",
+        "folder",
+    ]
 
 
 def test_every_format_reads_blocks(tmp_path, stack):
@@ -60,9 +73,15 @@ def test_volume_errors_name_what_was_expected(tmp_path, stack):
     with pytest.raises(ValueError, match=r"expected a grayscale stack \[Z, H, W\].*\(2, 2, 8, 8\)"):
         open_volume(tmp_path / "4d.zarr")
     zarr.open_array(tmp_path / "labels.zarr", mode="w", shape=(3, 8, 8), dtype="uint64")
-    assert open_volume(tmp_path / "labels.zarr").dtype == np.uint64  # label volumes read as they are...
-    with pytest.raises(TypeError, match="uint8, uint16, float32 or float64 sections in .*got uint64"):
-        restore_volume(tmp_path / "labels.zarr", tmp_path / "out.zarr")  # ...but are no images to restore
+    assert (
+        open_volume(tmp_path / "labels.zarr").dtype == np.uint64
+    )  # label volumes read as they are...
+    with pytest.raises(
+        TypeError, match="uint8, uint16, float32 or float64 sections in .*got uint64"
+    ):
+        restore_volume(
+            tmp_path / "labels.zarr", tmp_path / "out.zarr"
+        )  # ...but are no images to restore
     assert not (tmp_path / "out.zarr").exists()
     (tmp_path / "a.zarr" / "zarr.json").write_text("{ damaged")
     with pytest.raises(ValueError, match="cannot read zarr stack"):
@@ -77,7 +96,9 @@ def test_chunked_output_reopens_only_a_matching_array(tmp_path):
     out.write((2, 0, 0), np.full((2, 16, 16), 7, np.uint8))
     again = ChunkedOutput(tmp_path / "o.zarr", (4, 16, 16), np.uint8, (2, 16, 16))  # a resumed run
     assert again.array[3, 0, 0] == 7 and again.array[0, 0, 0] == 0
-    with pytest.raises(ValueError, match=r"holds an array \(4, 16, 16\) uint8 .*writes \(5, 16, 16\)"):
+    with pytest.raises(
+        ValueError, match=r"holds an array \(4, 16, 16\) uint8 .*writes \(5, 16, 16\)"
+    ):
         ChunkedOutput(tmp_path / "o.zarr", (5, 16, 16), np.uint8, (2, 16, 16))
     with pytest.raises(ValueError, match="zarr .* or HDF5"):
         ChunkedOutput(tmp_path / "o.tif", (4, 16, 16), np.uint8, (2, 16, 16))

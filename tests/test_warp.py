@@ -2,10 +2,10 @@
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
-
 from emrestore import ops, reference
 from emrestore.ops import _extension
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 needs_extension = pytest.mark.skipif(
     not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
@@ -23,7 +23,9 @@ def make(b, c, hin, win, h, w, scale=4.0, dtype=torch.float64, device="cpu", gra
 
 def value_and_grads(fn, x, f, mode, padding):
     out = fn(x, f, mode, padding)
-    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=out.dtype).to(out.device)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(3), dtype=out.dtype).to(
+        out.device
+    )
     return out, torch.autograd.grad(out, (x, f), g, allow_unused=True)
 
 
@@ -32,9 +34,15 @@ def value_and_grads(fn, x, f, mode, padding):
 @given(
     # grid_sample's normalised grid collapses an axis of size 1 to its one pixel whatever the flow,
     # so there is no equivalent grid to compare with: see test_single_pixel_axis_follows_the_flow.
-    b=st.integers(1, 2), c=st.integers(1, 3), hin=st.integers(2, 12), win=st.integers(2, 12),
-    h=st.integers(1, 12), w=st.integers(1, 12), scale=st.sampled_from([0.3, 3.0, 20.0]),
-    mode=st.sampled_from(MODES), padding=st.sampled_from(PADDINGS),
+    b=st.integers(1, 2),
+    c=st.integers(1, 3),
+    hin=st.integers(2, 12),
+    win=st.integers(2, 12),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+    scale=st.sampled_from([0.3, 3.0, 20.0]),
+    mode=st.sampled_from(MODES),
+    padding=st.sampled_from(PADDINGS),
 )
 def test_matches_grid_sample_with_gradients(b, c, hin, win, h, w, scale, mode, padding):
     x, f = make(b, c, hin, win, h, w, scale, grad=True)
@@ -56,7 +64,10 @@ def test_float32_within_1e5_of_grid_sample(mode, padding):
     x, f = make(2, 2, 64, 80, 64, 80, scale=10.0, dtype=torch.float32)
     x = torch.rand_like(x)
     torch.testing.assert_close(
-        ops.warp(x, f, mode, padding), reference.warp_grid_sample(x, f, mode, padding), rtol=0, atol=1e-5
+        ops.warp(x, f, mode, padding),
+        reference.warp_grid_sample(x, f, mode, padding),
+        rtol=0,
+        atol=1e-5,
     )
 
 
@@ -126,9 +137,21 @@ def test_inputs_not_modified_and_empty_batch():
 @pytest.mark.parametrize(
     "xs, fs, kwargs, err, match",
     [
-        ((1, 1, 4, 4), (1, 3, 4, 4), {}, ValueError, r"flow must be \[1, 2, H, W\].*got shape \[1, 3, 4, 4\]"),
+        (
+            (1, 1, 4, 4),
+            (1, 3, 4, 4),
+            {},
+            ValueError,
+            r"flow must be \[1, 2, H, W\].*got shape \[1, 3, 4, 4\]",
+        ),
         ((2, 1, 4, 4), (1, 2, 4, 4), {}, ValueError, r"flow must be \[2, 2, H, W\]"),
-        ((1, 4, 4), (1, 2, 4, 4), {}, ValueError, r"input must be \[B, C, H, W\]; got shape \[1, 4, 4\]"),
+        (
+            (1, 4, 4),
+            (1, 2, 4, 4),
+            {},
+            ValueError,
+            r"input must be \[B, C, H, W\]; got shape \[1, 4, 4\]",
+        ),
         ((1, 1, 4, 4), (1, 2, 4, 4), {"mode": "area"}, ValueError, "mode must be"),
         ((1, 1, 4, 4), (1, 2, 4, 4), {"padding": "circular"}, ValueError, "padding must be"),
     ],

@@ -1,7 +1,8 @@
 """emrestore: restoration of serial-section electron microscopy volumes.
 
-The hot paths are custom torch operators (``emrestore.ops``) with C++ CPU and CUDA kernels; each has a
-pure-PyTorch reference (``emrestore.reference``) used as fallback, test oracle and benchmark baseline.
+The hot paths are custom torch operators (``emrestore.ops``) with C++ CPU and CUDA kernels; each has
+a pure-PyTorch reference (``emrestore.reference``) used as fallback, test oracle and benchmark
+baseline.
 """
 
 from . import ops  # loads the compiled operators, or selects the fallback

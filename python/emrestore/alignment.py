@@ -4,14 +4,14 @@ directions, each section warped with ``emrestore.ops.warp`` to the fractional po
 Given the sections beyond the pair (``outer``), each side's motion is also measured against its
 outer section, which lies closer to it than the other neighbour does: the flow over the shorter
 distance sees less change of content and errs less (on FlyEM at 50 nm, the flow to the outer
-section alone aligns better than the flow across the gap; see docs/interpolation.md). Each side's
-velocity is the mean of the two estimates, weighted by the inverse of the distance each was
-measured over, and the motion stays linear in z.
+section alone aligns better than the flow across the gap; see docs/archive/interpolation-log.md).
+Each side's velocity is the mean of the two estimates, weighted by the inverse of the distance each
+was measured over, and the motion stays linear in z.
 
 DIS errs differently on a section turned or mirrored (its patch grid and coarse-to-fine search are
 not symmetric), so ``views`` > 1 averages the flows of the pair seen in that many of the square's
 eight symmetries, each mapped back: a better motion estimate at that many times the cost (measured
-in docs/interpolation.md, "Flow averaged over the section's symmetries").
+in docs/archive/interpolation-log.md, "Flow averaged over the section's symmetries").
 
 Used by the ``flow`` baseline (the blend of the two aligned sections) and by flow-guided
 interpolation networks, whose per-pixel kernels then only refine what the flow got roughly right.
@@ -50,7 +50,9 @@ def to_u8(section: np.ndarray) -> np.ndarray:
 def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Flow f [H, W, 2] (x, y) float32 with a(p) ~ b(p + f(p))."""
     if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"optical_flow: expected two sections [H, W] of one shape; got {a.shape} and {b.shape}")
+        raise ValueError(
+            f"optical_flow: expected two sections [H, W] of one shape; got {a.shape} and {b.shape}"
+        )
     return _dis().calc(np.ascontiguousarray(to_u8(a)), np.ascontiguousarray(to_u8(b)), None)
 
 
@@ -89,20 +91,32 @@ def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
         return optical_flow(a, b)
     total = None
     for k, mirror, back in dihedral_views(views):
-        f = undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror) @ back
+        f = (
+            undo_dihedral(optical_flow(dihedral(a, k, mirror), dihedral(b, k, mirror)), k, mirror)
+            @ back
+        )
         total = f if total is None else total + f
     return (total / views).astype(np.float32)
 
 
 def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    f = torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32)).permute(2, 0, 1)[None].contiguous()
+    f = (
+        torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32))
+        .permute(2, 0, 1)[None]
+        .contiguous()
+    )
     with torch.no_grad():
         return ops.warp(img, f, "bilinear", "border")[0, 0].numpy()
 
 
-def velocity(near: np.ndarray, other: np.ndarray, outer: np.ndarray | None = None,
-             outer_gap: float = 1.0, views: int = 1) -> np.ndarray:
+def velocity(
+    near: np.ndarray,
+    other: np.ndarray,
+    outer: np.ndarray | None = None,
+    outer_gap: float = 1.0,
+    views: int = 1,
+) -> np.ndarray:
     """Displacement field [H, W, 2] of ``near``'s content per gap towards ``other``.
 
     ``outer``: a section on the far side of ``near``, ``outer_gap`` gaps from it (0.5: half as far
@@ -123,8 +137,13 @@ def outer_indices(usable, below: int, above: int, step: int = 1) -> tuple[int | 
     more change than the direct one, and is no better an estimate of the motion."""
     usable = np.asarray(usable, bool)
     reach = above - below
-    lo = next((s for s in range(below - step, below - reach - 1, -step) if s >= 0 and usable[s]), None)
-    hi = next((s for s in range(above + step, above + reach + 1, step) if s < len(usable) and usable[s]), None)
+    lo = next(
+        (s for s in range(below - step, below - reach - 1, -step) if s >= 0 and usable[s]), None
+    )
+    hi = next(
+        (s for s in range(above + step, above + reach + 1, step) if s < len(usable) and usable[s]),
+        None,
+    )
     return lo, hi
 
 
@@ -132,11 +151,21 @@ def outer_gaps(below: int, above: int, outer: tuple[int | None, int | None]) -> 
     """``align_pair``'s outer_gaps for sections at these indices (1.0 where there is none)."""
     lo, hi = outer
     span = above - below
-    return ((below - lo) / span if lo is not None else 1.0, (hi - above) / span if hi is not None else 1.0)
+    return (
+        (below - lo) / span if lo is not None else 1.0,
+        (hi - above) / span if hi is not None else 1.0,
+    )
 
 
-def align_pair(a: np.ndarray, b: np.ndarray, t: float, *, outer=(None, None),
-               outer_gaps=(1.0, 1.0), views: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def align_pair(
+    a: np.ndarray,
+    b: np.ndarray,
+    t: float,
+    *,
+    outer=(None, None),
+    outer_gaps=(1.0, 1.0),
+    views: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
     """``a`` and ``b`` warped to the section at fraction ``t`` between them (float32, a's units).
 
     That section samples a at p - t v_ab(p) and b at p - (1 - t) v_ba(p): the flows are taken at p
@@ -149,7 +178,9 @@ def align_pair(a: np.ndarray, b: np.ndarray, t: float, *, outer=(None, None),
     outer_a, outer_b = outer
     for name, o in (("outer[0]", outer_a), ("outer[1]", outer_b)):
         if o is not None and np.shape(o) != np.shape(a):
-            raise ValueError(f"align_pair: {name} must have the pair's shape {np.shape(a)}; got {np.shape(o)}")
+            raise ValueError(
+                f"align_pair: {name} must have the pair's shape {np.shape(a)}; got {np.shape(o)}"
+            )
     v_ab = velocity(a, b, outer_a, outer_gaps[0], views)
     v_ba = velocity(b, a, outer_b, outer_gaps[1], views)
     return _warp(a, -t * v_ab), _warp(b, -(1 - t) * v_ba)

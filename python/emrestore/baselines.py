@@ -25,11 +25,18 @@ from .conventions import MS
 
 def _check(stack, masks):
     if not isinstance(stack, np.ndarray) or stack.ndim != 3:
-        raise ValueError(f"baselines: expected a stack [Z, H, W]; got {getattr(stack, 'shape', type(stack).__name__)}")
+        raise ValueError(
+            "baselines: expected a stack [Z, H, W]; "
+            f"got {getattr(stack, 'shape', type(stack).__name__)}"
+        )
     if masks.shape != stack.shape:
-        raise ValueError(f"baselines: masks must have the stack's shape {stack.shape}; got {masks.shape}")
+        raise ValueError(
+            f"baselines: masks must have the stack's shape {stack.shape}; got {masks.shape}"
+        )
     if len(stack) < 2:
-        raise ValueError(f"baselines: need at least 2 sections to restore from neighbours; got {len(stack)}")
+        raise ValueError(
+            f"baselines: need at least 2 sections to restore from neighbours; got {len(stack)}"
+        )
 
 
 def clean_neighbours(bad: np.ndarray, z: int) -> tuple[int | None, int | None]:
@@ -40,8 +47,8 @@ def clean_neighbours(bad: np.ndarray, z: int) -> tuple[int | None, int | None]:
 
 
 def _apply(stack, masks, fill):
-    """Calls fill(z, below, above) -> float image for each section with artifacts; pastes it into the
-    masked pixels."""
+    """Calls fill(z, below, above) -> float image for each section with artifacts; pastes it into
+    the masked pixels."""
     _check(stack, masks)
     out = stack.copy()
     bad = masks.reshape(len(masks), -1).any(1)
@@ -112,4 +119,10 @@ def inpaint(stack, masks):
     return out
 
 
-METHODS = {"degraded": degraded, "substitution": substitution, "linear": linear, "flow": flow, "inpaint": inpaint}
+METHODS = {
+    "degraded": degraded,
+    "substitution": substitution,
+    "linear": linear,
+    "flow": flow,
+    "inpaint": inpaint,
+}

@@ -88,11 +88,14 @@ def check_chunked_outputs(paths, part) -> None:
         fmt = path_format(path)
         named_zarr = fmt == "zarr" and split_path(path)[0].name.lower().endswith(".zarr")
         if not (fmt == "hdf5" or named_zarr):
-            raise ValueError(f"block-wise output must be a zarr array OUT.zarr or an HDF5 dataset "
-                             f"OUT.h5[:NAME]; got {path}")
+            raise ValueError(
+                f"block-wise output must be a zarr array OUT.zarr or an HDF5 dataset "
+                f"OUT.h5[:NAME]; got {path}"
+            )
     if part is not None and "hdf5" in (path_format(p) for p in paths):
-        raise ValueError("parts (several jobs writing at once) need zarr outputs: HDF5 files take "
-                         "one writer")
+        raise ValueError(
+            "parts (several jobs writing at once) need zarr outputs: HDF5 files take one writer"
+        )
 
 
 def records_folder(summary) -> Path:
@@ -179,9 +182,11 @@ class BlockRunner:
         earlier = json.loads(run_file.read_text()) if run_file.exists() else None
         if earlier is not None and earlier != task.arguments:
             if not self.overwrite or self.part is not None:
-                raise ValueError(f"{records} belongs to an unfinished run with other arguments "
-                                 f"({earlier}); finish it with the same arguments, or start over "
-                                 f"with overwrite=True (--overwrite) and no part")
+                raise ValueError(
+                    f"{records} belongs to an unfinished run with other arguments "
+                    f"({earlier}); finish it with the same arguments, or start over "
+                    f"with overwrite=True (--overwrite) and no part"
+                )
             earlier = None
         if earlier is None:
             shutil.rmtree(records, ignore_errors=True)
@@ -253,8 +258,13 @@ class BlockRunner:
         return BlocksDone(count, done, len(self.mine()), done_now, summary)
 
 
-def run_blocks(task: Task, *, part: tuple[int, int] | None = None, overwrite: bool = False,
-               progress: bool = False) -> BlocksDone:
+def run_blocks(
+    task: Task,
+    *,
+    part: tuple[int, int] | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> BlocksDone:
     """Runs ``task``'s blocks without a record (this job's ``part`` of them); the run without
     ``part`` that finds every block done moves the outputs into place and writes the summary."""
     runner = BlockRunner(task, part=part, overwrite=overwrite).open()

@@ -103,8 +103,11 @@ def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
     while True:
         window = volume[lo:hi, ylo:yhi, xlo:xhi]
         result = restore(window, model=model, **restore_kw)
-        core = [dict(r, index=r["index"] + lo) for r in result.report["restored"]
-                if z0 <= r["index"] + lo < z1]
+        core = [
+            dict(r, index=r["index"] + lo)
+            for r in result.report["restored"]
+            if z0 <= r["index"] + lo < z1
+        ]
         for r in core:
             for key in ("sources", "motion_from"):
                 if key in r:
@@ -122,14 +125,25 @@ def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
         r["region"] = region
         z = r["index"] - z0  # the share of the block's own pixels that changed
         r["changed"] = round(float(np.count_nonzero(restored[z] != given[z])) / restored[z].size, 4)
-    untouched = [dict(r, index=r["index"] + lo, region=region)
-                 for r in result.report["left_untouched"] if z0 <= r["index"] + lo < z1]
-    detection = [dict(r, index=r["index"] + lo, region=region)
-                 for r in result.report.get("detection", [])
-                 if z0 <= r["index"] + lo < z1 and r["verdict"] != ["ok"]]
-    record = {"block": block.id, "origin": [z0, y0, x0], "end": [z1, y1, x1],
-              "window": [lo, hi, ylo, yhi, xlo, xhi], "restored": core, "left_untouched": untouched,
-              "detection": detection}
+    untouched = [
+        dict(r, index=r["index"] + lo, region=region)
+        for r in result.report["left_untouched"]
+        if z0 <= r["index"] + lo < z1
+    ]
+    detection = [
+        dict(r, index=r["index"] + lo, region=region)
+        for r in result.report.get("detection", [])
+        if z0 <= r["index"] + lo < z1 and r["verdict"] != ["ok"]
+    ]
+    record = {
+        "block": block.id,
+        "origin": [z0, y0, x0],
+        "end": [z1, y1, x1],
+        "window": [lo, hi, ylo, yhi, xlo, xhi],
+        "restored": core,
+        "left_untouched": untouched,
+        "detection": detection,
+    }
     # Copies: the window's arrays are freed here, before the next block reads its own.
     return (result.stack[cut].copy(), result.masks[cut].copy()), record
 
@@ -152,18 +166,36 @@ def _report(run: dict, sections: int, records: list[dict]) -> dict:
     from .restoration import warnings_for
 
     restored = _by_place(r for rec in records for r in rec["restored"])
-    return dict(run, sections=sections, blocks=len(records), restored=restored,
-                left_untouched=_by_place(r for rec in records for r in rec["left_untouched"]),
-                detection=_by_place(r for rec in records for r in rec["detection"]),
-                windows={rec["block"]: rec["window"] for rec in records},
-                warnings=warnings_for(restored, run["shape"]))
+    return dict(
+        run,
+        sections=sections,
+        blocks=len(records),
+        restored=restored,
+        left_untouched=_by_place(r for rec in records for r in rec["left_untouched"]),
+        detection=_by_place(r for rec in records for r in rec["detection"]),
+        windows={rec["block"]: rec["window"] for rec in records},
+        warnings=warnings_for(restored, run["shape"]),
+    )
 
 
-def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, halo=DEFAULT_HALO,
-                   part: tuple[int, int] | None = None, model=None, tile: int | None = 512,
-                   device=None, tta: bool = False, detail: float | None = None,
-                   detect_options: dict | None = None, overwrite: bool = False,
-                   progress: bool = False) -> dict:
+def restore_volume(
+    src,
+    out,
+    *,
+    masks=None,
+    report=None,
+    block=DEFAULT_BLOCK,
+    halo=DEFAULT_HALO,
+    part: tuple[int, int] | None = None,
+    model=None,
+    tile: int | None = 512,
+    device=None,
+    tta: bool = False,
+    detail: float | None = None,
+    detect_options: dict | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Restores the missing sections of the stack at ``src`` block by block into ``out`` (zarr
     ``OUT.zarr`` or HDF5 ``OUT.h5[:NAME]``), with the masks in ``masks`` (default ``OUT_masks``,
     same format) and the JSON report in ``report`` (default ``OUT_report.json``). ``src`` may be
@@ -187,12 +219,15 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     check_chunked_outputs([out, masks], part)
     volume = open_volume(src)
     if volume.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(f"restore: expected uint8, uint16, float32 or float64 sections in {src}; "
-                        f"got {volume.dtype}")
+        raise TypeError(
+            f"restore: expected uint8, uint16, float32 or float64 sections in {src}; "
+            f"got {volume.dtype}"
+        )
     z_count = volume.shape[0]
     if z_count < 3:
-        raise ValueError(f"restore: need at least 3 sections to interpolate from neighbours; "
-                         f"got {z_count}")
+        raise ValueError(
+            f"restore: need at least 3 sections to interpolate from neighbours; got {z_count}"
+        )
     check_outputs(src, [out, masks, report], overwrite)
 
     model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
@@ -204,22 +239,53 @@ def restore_volume(src, out, *, masks=None, report=None, block=DEFAULT_BLOCK, ha
     # source by its resolved path: the same input given another way is the same run.
     file, key = split_path(src)
     source = f"{file.resolve()}:{key}" if key else str(file.resolve())
-    run = {"source": source, "shape": list(volume.shape), "dtype": str(volume.dtype),
-           "block": list(block), "halo": list(halo), "model": getattr(model, "source", None),
-           "weights": _fingerprint(model), "tta": bool(tta), "detail": detail, "tile": tile,
-           "detect_options": detect_options or {}, "value_range": list(value_range)}
-    restore_kw = {"tile": tile, "device": device, "tta": tta, "detail": detail,
-                  "detect_options": detect_options, "value_range": value_range}
+    run = {
+        "source": source,
+        "shape": list(volume.shape),
+        "dtype": str(volume.dtype),
+        "block": list(block),
+        "halo": list(halo),
+        "model": getattr(model, "source", None),
+        "weights": _fingerprint(model),
+        "tta": bool(tta),
+        "detail": detail,
+        "tile": tile,
+        "detect_options": detect_options or {},
+        "value_range": list(value_range),
+    }
+    restore_kw = {
+        "tile": tile,
+        "device": device,
+        "tta": tta,
+        "detail": detail,
+        "detect_options": detect_options,
+        "value_range": value_range,
+    }
     model = model.to(device).eval()
     chunks = output_chunks(block, volume.shape)
-    task = Task(name="restore", shape=volume.shape, block=block, halo=halo,
-                process=partial(_restore_block, volume=volume, z_halo=halo[0], model=model,
-                                restore_kw=restore_kw),
-                outputs=[Output(out, volume.shape, volume.dtype, chunks),
-                         Output(masks, volume.shape, np.uint8, chunks)],
-                summary=report, summarize=partial(_report, run, z_count), arguments=run)
+    task = Task(
+        name="restore",
+        shape=volume.shape,
+        block=block,
+        halo=halo,
+        process=partial(
+            _restore_block, volume=volume, z_halo=halo[0], model=model, restore_kw=restore_kw
+        ),
+        outputs=[
+            Output(out, volume.shape, volume.dtype, chunks),
+            Output(masks, volume.shape, np.uint8, chunks),
+        ],
+        summary=report,
+        summarize=partial(_report, run, z_count),
+        arguments=run,
+    )
     done = run_blocks(task, part=part, overwrite=overwrite, progress=progress)
     if part is not None:
-        return {"blocks": done.blocks, "done": done.done, "this_part": done.this_part,
-                "restored_now": done.done_now, "finished": False}
+        return {
+            "blocks": done.blocks,
+            "done": done.done,
+            "this_part": done.this_part,
+            "restored_now": done.done_now,
+            "finished": False,
+        }
     return done.summary

@@ -35,8 +35,10 @@ def degrade(clean: np.ndarray, seed: int = SEED):
 
 
 def _scores(restored, clean, zs):
-    return {"psnr": float(np.mean([metrics.psnr(restored[z], clean[z]) for z in zs])),
-            "ssim": float(np.mean([metrics.ssim(restored[z], clean[z]) for z in zs]))}
+    return {
+        "psnr": float(np.mean([metrics.psnr(restored[z], clean[z]) for z in zs])),
+        "ssim": float(np.mean([metrics.ssim(restored[z], clean[z]) for z in zs])),
+    }
 
 
 def _panel(columns: dict[str, np.ndarray], rows: list[int]) -> np.ndarray:
@@ -47,8 +49,16 @@ def _panel(columns: dict[str, np.ndarray], rows: list[int]) -> np.ndarray:
         for name, stack in columns.items():
             tile = cv2.cvtColor(stack[z], cv2.COLOR_GRAY2BGR)
             cv2.rectangle(tile, (0, 0), (tile.shape[1], 26), (0, 0, 0), -1)
-            cv2.putText(tile, f"{name} z={z}", (6, 19), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                        (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.putText(
+                tile,
+                f"{name} z={z}",
+                (6, 19),
+                cv2.FONT_HERSHEY_SIMPLEX,
+                0.6,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             row.append(np.pad(tile, ((2, 2), (2, 2), (0, 0)), constant_values=255))
         tiles.append(np.concatenate(row, 1))
     return np.concatenate(tiles, 0)
@@ -57,8 +67,14 @@ def _panel(columns: dict[str, np.ndarray], rows: list[int]) -> np.ndarray:
 FILES = ("panel.png", "report.json")
 
 
-def run(output="emrestore-demo", *, model=None, seed: int = SEED, overwrite: bool = False,
-        progress: bool = True) -> dict:
+def run(
+    output="emrestore-demo",
+    *,
+    model=None,
+    seed: int = SEED,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> dict:
     """Runs the demo; returns the scores and writes ``FILES`` to the folder ``output``. Refuses,
     before any work, a folder that holds either of them, unless ``overwrite``."""
     from .workflows import check_new_files
@@ -75,10 +91,11 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, overwrite: boo
     found = (result.masks & BITS["ms"]) > 0
     true = truth > 0
     zs = sorted(PLAN)
-    detection = {"true_sections": zs,
-                 "found_sections": [int(z) for z in
-                                    np.flatnonzero(found.reshape(len(found), -1).any(1))],
-                 "pixel_iou": float((found & true).sum() / max((found | true).sum(), 1))}
+    detection = {
+        "true_sections": zs,
+        "found_sections": [int(z) for z in np.flatnonzero(found.reshape(len(found), -1).any(1))],
+        "pixel_iou": float((found & true).sum() / max((found | true).sum(), 1)),
+    }
     scores = {"degraded": _scores(degraded, clean, zs)}
     restored = {}
     for name in METHODS:  # the baselines get the detector's masks, as the network did
@@ -86,25 +103,43 @@ def run(output="emrestore-demo", *, model=None, seed: int = SEED, overwrite: boo
         scores[name] = _scores(restored[name], clean, zs)
     scores["emrestore"] = _scores(result.stack, clean, zs)
     output.mkdir(parents=True, exist_ok=True)
-    panel = _panel({"clean": clean, "missing": degraded, "linear": restored["linear"],
-                    "flow": restored["flow"], "emrestore": result.stack}, [3, 8, 11])
+    panel = _panel(
+        {
+            "clean": clean,
+            "missing": degraded,
+            "linear": restored["linear"],
+            "flow": restored["flow"],
+            "emrestore": result.stack,
+        },
+        [3, 8, 11],
+    )
     with atomic_path(output / "panel.png") as tmp:
         if not cv2.imwrite(str(tmp), panel):
             raise OSError(f"could not write {output / 'panel.png'}")
-    report = {"phantom": {"shape": list(SHAPE), "seed": seed},
-              "missing": {str(z): m for z, m in PLAN.items()},
-              "detection": detection, "scores": scores, "restore_seconds": round(seconds, 2),
-              "restore_report": result.report}
+    report = {
+        "phantom": {"shape": list(SHAPE), "seed": seed},
+        "missing": {str(z): m for z, m in PLAN.items()},
+        "detection": detection,
+        "scores": scores,
+        "restore_seconds": round(seconds, 2),
+        "restore_report": result.report,
+    }
     write_json(output / "report.json", report)
     return report
 
 
 def summary(report: dict) -> str:
     d = report["detection"]
-    lines = [(f"missing sections simulated at {d['true_sections']}, detected at "
-              f"{d['found_sections']} (pixel IoU {d['pixel_iou']:.2f}); restored in "
-              f"{report['restore_seconds']:.1f} s"),
-             "", "| method | PSNR (dB) | SSIM |", "|---|---:|---:|"]
+    lines = [
+        (
+            f"missing sections simulated at {d['true_sections']}, detected at "
+            f"{d['found_sections']} (pixel IoU {d['pixel_iou']:.2f}); restored in "
+            f"{report['restore_seconds']:.1f} s"
+        ),
+        "",
+        "| method | PSNR (dB) | SSIM |",
+        "|---|---:|---:|",
+    ]
     for name, s in report["scores"].items():
         lines.append(f"| {name} | {s['psnr']:.2f} | {s['ssim']:.3f} |")
     return "\n".join(lines)

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import csv
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -26,8 +26,12 @@ from .io import atomic_path, write_json
 from .simulate import simulate_ms, simulate_sff, simulate_sp
 
 SIMULATORS = {"ms": simulate_ms, "sff": simulate_sff, "sff-paper": simulate_sff, "sp": simulate_sp}
-OPTIONS = {"sff-paper": {"preset": "paper", "return_flow": False}, "sff": {"return_flow": False},
-           "ms": {"mode": {"blank": 1, "constant": 1, "noise": 1}}, "sp": {}}
+OPTIONS = {
+    "sff-paper": {"preset": "paper", "return_flow": False},
+    "sff": {"return_flow": False},
+    "ms": {"mode": {"blank": 1, "constant": 1, "noise": 1}},
+    "sp": {},
+}
 BITS = {**simulate.BITS, "sff-paper": simulate.BITS["sff"]}
 COLUMNS = ["psnr", "ssim", "psnr_mask", "ssim_mask", "voi", "arand"]
 
@@ -42,26 +46,42 @@ def degrade(stack: np.ndarray, artifact: str, seed: int, stride: int = 3, offset
     ``artifact``, and the masks."""
     out, masks = stack.copy(), np.zeros(stack.shape, np.uint8)
     for z in held_out(len(stack), stride, offset):
-        art = SIMULATORS[artifact](stack, z, seed=np.random.default_rng([seed, z, list(SIMULATORS).index(artifact)]),
-                                   **OPTIONS[artifact])
+        art = SIMULATORS[artifact](
+            stack,
+            z,
+            seed=np.random.default_rng([seed, z, list(SIMULATORS).index(artifact)]),
+            **OPTIONS[artifact],
+        )
         out[z] = art.image
         masks[z][art.mask] = BITS[artifact]
     return out, masks
 
 
-def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
-             methods: dict[str, Callable] | None = None, seed: int = 0, labels: np.ndarray | None = None,
-             name: str = "stack", all_sections: bool = False, progress: bool = False) -> list[dict]:
+def evaluate(
+    stack: np.ndarray,
+    *,
+    artifacts=("ms", "sff", "sff-paper", "sp"),
+    methods: dict[str, Callable] | None = None,
+    seed: int = 0,
+    labels: np.ndarray | None = None,
+    name: str = "stack",
+    all_sections: bool = False,
+    progress: bool = False,
+) -> list[dict]:
     """Rows (one per artifact x method) of mean scores over the degraded sections, with the
     seconds a method spent per restored section, and each section's scores (``row["per_section"]``).
     ``labels`` [Z, H, W]: ground-truth cells, for VOI/ARAND against them as well. ``all_sections``:
     score every interior section, in three passes of the every-third pattern shifted by 0, 1 and
     2 sections (pass 0 is the default protocol)."""
     if not isinstance(stack, np.ndarray) or stack.ndim != 3 or len(stack) < 3:
-        raise ValueError(f"evaluate: expected a stack [Z >= 3, H, W]; got {getattr(stack, 'shape', None)}")
+        raise ValueError(
+            f"evaluate: expected a stack [Z >= 3, H, W]; got {getattr(stack, 'shape', None)}"
+        )
     unknown = set(artifacts) - set(SIMULATORS)
     if unknown:
-        raise ValueError(f"evaluate: unknown artifacts {sorted(unknown)}; expected some of {list(SIMULATORS)}")
+        raise ValueError(
+            f"evaluate: unknown artifacts {sorted(unknown)}; expected some of {list(SIMULATORS)}"
+        )
     methods = dict(baselines.METHODS if methods is None else methods)
     passes = {o: held_out(len(stack), offset=o) for o in ((0, 1, 2) if all_sections else (0,))}
     zs = sorted(z for p in passes.values() for z in p)
@@ -83,11 +103,24 @@ def evaluate(stack: np.ndarray, *, artifacts=("ms", "sff", "sff-paper", "sp"),
             restored = methods[method](degraded, masks)
             seconds += time.perf_counter() - start
             for z in pass_zs:
-                scores.append(_section_scores(z, restored[z], stack[z], masks[z] > 0, clean_segs[z],
-                                              None if labels is None else labels[z]))
+                scores.append(
+                    _section_scores(
+                        z,
+                        restored[z],
+                        stack[z],
+                        masks[z] > 0,
+                        clean_segs[z],
+                        None if labels is None else labels[z],
+                    )
+                )
         scores.sort(key=lambda sc: sc["index"])
-        row = {"data": name, "artifact": artifact, "method": method, "sections": len(zs),
-               "seconds_per_section": seconds / len(zs)}
+        row = {
+            "data": name,
+            "artifact": artifact,
+            "method": method,
+            "sections": len(zs),
+            "seconds_per_section": seconds / len(zs),
+        }
         for key in scores[0]:
             if key != "index":
                 values = [sc[key] for sc in scores if np.isfinite(sc[key])]
@@ -110,8 +143,14 @@ def _section_scores(z, restored, clean, mask, clean_seg, labels) -> dict:
 HIGHER_IS_BETTER = ("psnr", "ssim", "psnr_mask", "ssim_mask")
 
 
-def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, resamples: int = 10_000,
-            seed: int = 0) -> list[dict]:
+def compare(
+    rows: list[dict],
+    reference: str = "flow",
+    keys=("psnr", "voi"),
+    *,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> list[dict]:
     """Paired differences (method minus ``reference``, section by section) for each data stack and
     artifact the reference was scored on: the mean, its 95 % bootstrap interval (sections
     resampled with replacement), and on how many sections the method did better. An interval that
@@ -123,32 +162,52 @@ def compare(rows: list[dict], reference: str = "flow", keys=("psnr", "voi"), *, 
         if ref is None or r is ref:
             continue
         if "per_section" not in r or "per_section" not in ref:
-            raise ValueError(f"compare: rows need their per-section scores (row['per_section'], as evaluate "
-                             f"returns them); {r['method']} or {reference} has none")
+            raise ValueError(
+                f"compare: rows need their per-section scores (row['per_section'], as evaluate "
+                f"returns them); {r['method']} or {reference} has none"
+            )
         if [s["index"] for s in r["per_section"]] != [s["index"] for s in ref["per_section"]]:
-            raise ValueError(f"compare: {r['method']} and {reference} were scored on different sections")
+            raise ValueError(
+                f"compare: {r['method']} and {reference} were scored on different sections"
+            )
         for key in keys:
             diff = np.array([a[key] - b[key] for a, b in zip(r["per_section"], ref["per_section"])])
             diff = diff[np.isfinite(diff)]
             if diff.size == 0:
                 continue
-            rng = np.random.default_rng(seed)  # per pair: an interval does not depend on the other rows
+            rng = np.random.default_rng(
+                seed
+            )  # per pair: an interval does not depend on the other rows
             boot = diff[rng.integers(0, diff.size, (resamples, diff.size))].mean(1)
             better = diff > 0 if key in HIGHER_IS_BETTER else diff < 0
-            out.append({"data": r["data"], "artifact": r["artifact"], "method": r["method"], "reference": reference,
-                        "score": key, "sections": int(diff.size), "mean_difference": float(diff.mean()),
-                        "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
-                        "better_on": int(better.sum())})
+            out.append(
+                {
+                    "data": r["data"],
+                    "artifact": r["artifact"],
+                    "method": r["method"],
+                    "reference": reference,
+                    "score": key,
+                    "sections": int(diff.size),
+                    "mean_difference": float(diff.mean()),
+                    "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+                    "better_on": int(better.sum()),
+                }
+            )
     return out
 
 
 def compare_markdown(pairs: list[dict]) -> str:
-    lines = ["| data | artifact | method | against | score | difference | 95 % interval | better on |",
-             "|---|---|---|---|---|---:|---:|---:|"]
+    lines = [
+        "| data | artifact | method | against | score | difference | 95 % interval | better on |",
+        "|---|---|---|---|---|---:|---:|---:|",
+    ]
     for p in pairs:
         lo, hi = p["ci95"]
-        lines.append(f"| {p['data']} | {p['artifact']} | {p['method']} | {p['reference']} | {p['score']} | "
-                     f"{p['mean_difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | {p['better_on']}/{p['sections']} |")
+        lines.append(
+            f"| {p['data']} | {p['artifact']} | {p['method']} | {p['reference']} | {p['score']} | "
+            f"{p['mean_difference']:+.3f} | [{lo:+.3f}, {hi:+.3f}] | "
+            f"{p['better_on']}/{p['sections']} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -158,10 +217,17 @@ def markdown(rows: list[dict]) -> str:
     head = "| data | artifact | method | " + " | ".join(cols) + " | s/section |"
     lines = [head, "|" + "---|" * 3 + "---:|" * (len(cols) + 1)]
     for r in rows:
-        cells = [f"{r[c]:.3f}" if c in r and c.startswith(("ssim", "voi", "arand")) else
-                 (f"{r[c]:.2f}" if c in r else "-") for c in cols]
-        lines.append(f"| {r['data']} | {r['artifact']} | {r['method']} | " + " | ".join(cells)
-                     + f" | {r['seconds_per_section']:.3f} |")
+        cells = [
+            f"{r[c]:.3f}"
+            if c in r and c.startswith(("ssim", "voi", "arand"))
+            else (f"{r[c]:.2f}" if c in r else "-")
+            for c in cols
+        ]
+        lines.append(
+            f"| {r['data']} | {r['artifact']} | {r['method']} | "
+            + " | ".join(cells)
+            + f" | {r['seconds_per_section']:.3f} |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -18,7 +18,6 @@ from skimage.segmentation import watershed
 from .conventions import to_unit as _to_unit
 
 
-
 def to_unit(section) -> np.ndarray:
     """float64 in [0, 1]: integers by their dtype's range, floats as given (clipped)."""
     return _to_unit(section, np.float64, clip=True)
@@ -26,7 +25,10 @@ def to_unit(section) -> np.ndarray:
 
 def _check(restored, clean, mask=None):
     if restored.shape != clean.shape or restored.ndim != 2:
-        raise ValueError(f"metrics: expected two sections [H, W] of one shape; got {restored.shape} and {clean.shape}")
+        raise ValueError(
+            "metrics: expected two sections [H, W] of one shape; "
+            f"got {restored.shape} and {clean.shape}"
+        )
     if mask is not None and mask.shape != clean.shape:
         raise ValueError(f"metrics: mask must be {clean.shape}; got {mask.shape}")
 
@@ -44,10 +46,18 @@ def psnr(restored, clean, mask=None) -> float:
 
 
 def ssim(restored, clean, mask=None) -> float:
-    """SSIM (Gaussian window sigma 1.5, 11 px; K1 0.01, K2 0.03), averaged over ``mask`` if given."""
+    """SSIM (Gaussian window sigma 1.5, 11 px; K1 0.01, K2 0.03), averaged over ``mask`` if
+    given."""
     _check(restored, clean, mask)
-    value, full = structural_similarity(to_unit(restored), to_unit(clean), data_range=1.0, gaussian_weights=True,
-                                        sigma=1.5, use_sample_covariance=False, full=True)
+    value, full = structural_similarity(
+        to_unit(restored),
+        to_unit(clean),
+        data_range=1.0,
+        gaussian_weights=True,
+        sigma=1.5,
+        use_sample_covariance=False,
+        full=True,
+    )
     if mask is None:
         return float(value)
     return float(full[mask].mean()) if mask.any() else float("nan")
@@ -56,9 +66,13 @@ def ssim(restored, clean, mask=None) -> float:
 SEGMENT_SIGMA, MEMBRANE_QUANTILE = 2.0, 0.25  # blur, then the darkest quarter is membrane
 
 
-def segment(section: np.ndarray, *, sigma: float = SEGMENT_SIGMA,
-            membrane_quantile: float = MEMBRANE_QUANTILE,
-            min_seed_distance: float = 4.0) -> np.ndarray:
+def segment(
+    section: np.ndarray,
+    *,
+    sigma: float = SEGMENT_SIGMA,
+    membrane_quantile: float = MEMBRANE_QUANTILE,
+    min_seed_distance: float = 4.0,
+) -> np.ndarray:
     """The fixed 2-D segmentation used to compare methods: labels [H, W] (1..n)."""
     smooth = ndimage.gaussian_filter(to_unit(section), sigma)
     membranes = smooth < np.quantile(smooth, membrane_quantile)
@@ -75,7 +89,12 @@ def segmentation_scores(restored, reference_labels) -> dict[str, float]:
     labels = segment(restored)
     split, merge = variation_of_information(reference_labels, labels)
     are, _, _ = adapted_rand_error(reference_labels, labels)
-    return {"voi_split": float(split), "voi_merge": float(merge), "voi": float(split + merge), "arand": float(are)}
+    return {
+        "voi_split": float(split),
+        "voi_merge": float(merge),
+        "voi": float(split + merge),
+        "arand": float(are),
+    }
 
 
 def section_scores(restored, clean, mask=None, labels=None, clean_labels=None) -> dict[str, float]:

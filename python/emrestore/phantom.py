@@ -25,7 +25,9 @@ class Phantom:
 
 def _smooth_noise(rng, shape, sigma, amplitude=1.0):
     """Gaussian-filtered white noise scaled to unit standard deviation times amplitude."""
-    field = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap")
+    field = ndimage.gaussian_filter(
+        rng.standard_normal(shape).astype(np.float32), sigma, mode="wrap"
+    )
     return field * (amplitude / (field.std() + 1e-12))
 
 

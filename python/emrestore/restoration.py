@@ -23,10 +23,19 @@ class Restoration:
     report: dict = field(default_factory=dict)  # JSON-ready: what was changed, and how
 
 
-def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, detect_options: dict | None = None,
-            tile: int | None = 512, device: str | torch.device | None = None, tta: bool = False,
-            detail: float | None = None, value_range: tuple[float, float] | None = None,
-            progress: bool = False) -> Restoration:
+def restore(
+    volume: np.ndarray,
+    *,
+    model=None,
+    masks: np.ndarray | None = None,
+    detect_options: dict | None = None,
+    tile: int | None = 512,
+    device: str | torch.device | None = None,
+    tta: bool = False,
+    detail: float | None = None,
+    value_range: tuple[float, float] | None = None,
+    progress: bool = False,
+) -> Restoration:
     """Restores the missing sections of ``volume`` [Z, H, W]; never modifies it.
 
     Args:
@@ -61,8 +70,11 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
         found = detect_stack(unit, progress=progress, **(detect_options or {}))
         masks, sections = found.masks, found.sections
     elif masks.shape != volume.shape or masks.dtype != np.uint8:
-        raise ValueError(f"restore: masks must be uint8 {volume.shape}; got {masks.dtype} {masks.shape}")
-    # Section by section: a boolean copy of the whole mask stack would cost a stack's worth of memory.
+        raise ValueError(
+            f"restore: masks must be uint8 {volume.shape}; got {masks.dtype} {masks.shape}"
+        )
+    # Section by section: a boolean copy of the whole mask stack would cost a stack's worth
+    # of memory.
     missing_count = np.array([np.count_nonzero(m & BITS["ms"]) for m in masks])
     whole = missing_count == volume.shape[1] * volume.shape[2]
     # The network reads whole neighbours: a section with any missing pixels is never a source.
@@ -78,23 +90,43 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
     for z in iterator:
         below, above = clean_neighbours(bad, z)
         region = (masks[z] & BITS["ms"]) > 0
-        record = {"index": int(z), "artifact": "ms", "kind": "whole" if whole[z] else "partial",
-                  "fraction": round(float(region.mean()), 4)}
+        record = {
+            "index": int(z),
+            "artifact": "ms",
+            "kind": "whole" if whole[z] else "partial",
+            "fraction": round(float(region.mean()), 4),
+        }
         if below is not None and above is not None:
             t = (z - below) / (above - below)
-            outer = outer_indices(~bad, below, above) if model.config.uses_outer_flow else (None, None)
-            section = interpolate(model, unit[below], unit[above], t, tile=tile, device=device, tta=tta,
-                                  detail=detail, outer=tuple(None if o is None else unit[o] for o in outer),
-                                  outer_gaps=outer_gaps(below, above, outer))
+            outer = (
+                outer_indices(~bad, below, above) if model.config.uses_outer_flow else (None, None)
+            )
+            section = interpolate(
+                model,
+                unit[below],
+                unit[above],
+                t,
+                tile=tile,
+                device=device,
+                tta=tta,
+                detail=detail,
+                outer=tuple(None if o is None else unit[o] for o in outer),
+                outer_gaps=outer_gaps(below, above, outer),
+            )
             filled = from_unit(section, volume.dtype, value_range)
-            record.update(action="interpolated", sources=[int(below), int(above)], position=round(t, 4))
+            record.update(
+                action="interpolated", sources=[int(below), int(above)], position=round(t, 4)
+            )
             if any(o is not None for o in outer):
                 record["motion_from"] = [None if o is None else int(o) for o in outer]
         elif below is not None or above is not None:
             src = below if below is not None else above
             filled = volume[src]
-            record.update(action="copied", sources=[int(src)],
-                          reason="at the end of the stack: only one clean neighbour")
+            record.update(
+                action="copied",
+                sources=[int(src)],
+                reason="at the end of the stack: only one clean neighbour",
+            )
         else:
             record.update(action="none", reason="no section without missing pixels to restore from")
             records.append(record)
@@ -106,11 +138,24 @@ def restore(volume: np.ndarray, *, model=None, masks: np.ndarray | None = None, 
     for z in range(len(volume)):
         found_bits = [name for name in ("sff", "sp") if (masks[z] & BITS[name]).any()]
         if found_bits:
-            others.append({"index": z, "artifacts": found_bits, "action": "none",
-                           "reason": "fold and precipitate restoration are not implemented yet"})
-    report = {"sections": len(volume), "shape": list(volume.shape), "dtype": str(volume.dtype),
-              "restored": records, "left_untouched": others,
-              "model": getattr(model, "source", None), "tta": bool(tta), "detail": detail}
+            others.append(
+                {
+                    "index": z,
+                    "artifacts": found_bits,
+                    "action": "none",
+                    "reason": "fold and precipitate restoration are not implemented yet",
+                }
+            )
+    report = {
+        "sections": len(volume),
+        "shape": list(volume.shape),
+        "dtype": str(volume.dtype),
+        "restored": records,
+        "left_untouched": others,
+        "model": getattr(model, "source", None),
+        "tta": bool(tta),
+        "detail": detail,
+    }
     if sections is not None:
         report["detection"] = sections
     report["warnings"] = warnings_for(records, volume.shape, detected=sections is not None)
@@ -128,19 +173,27 @@ def warnings_for(records: list[dict], shape, detected: bool = True) -> list[str]
     """What the user should check in a restoration: partly missing sections with a large share
     rewritten, and sections too small for detection to be trusted."""
     found = []
-    partial = [r for r in records if r["kind"] == "partial" and r.get("changed", 0) >= PARTIAL_WARNING]
+    partial = [
+        r for r in records if r["kind"] == "partial" and r.get("changed", 0) >= PARTIAL_WARNING
+    ]
     if partial:
         listed = ", ".join(f"{r['index']} ({100 * r['changed']:.1f}%)" for r in partial)
-        found.append(f"{len(partial)} section(s) judged partly missing had pixels rewritten: "
-                     f"{listed}; if they are intact, these are detection errors: check the masks")
+        found.append(
+            f"{len(partial)} section(s) judged partly missing had pixels rewritten: "
+            f"{listed}; if they are intact, these are detection errors: check the masks"
+        )
     if detected and min(shape[1:]) < MIN_DETECT_SIDE:
-        found.append(f"sections of {shape[1]} x {shape[2]} px are too small for reliable detection "
-                     f"(at least {MIN_DETECT_SIDE} px across): missing sections may be missed or "
-                     f"intact ones called missing")
+        found.append(
+            f"sections of {shape[1]} x {shape[2]} px are too small for reliable detection "
+            f"(at least {MIN_DETECT_SIDE} px across): missing sections may be missed or "
+            f"intact ones called missing"
+        )
     return found
 
 
-def as_method(model=None, *, tile: int | None = 512, tta: bool = False, detail: float | None = None):
+def as_method(
+    model=None, *, tile: int | None = 512, tta: bool = False, detail: float | None = None
+):
     """The network as an evaluation-harness method ``restore(stack, masks) -> stack``: missing
     sections restored, everything else as given."""
     from .models import SepConvInterpolator, load_model
@@ -149,6 +202,8 @@ def as_method(model=None, *, tile: int | None = 512, tta: bool = False, detail: 
         model, _ = load_model(model)
 
     def method(stack, masks):
-        return restore(stack, model=model, masks=masks.astype(np.uint8), tile=tile, tta=tta, detail=detail).stack
+        return restore(
+            stack, model=model, masks=masks.astype(np.uint8), tile=tile, tta=tta, detail=detail
+        ).stack
 
     return method

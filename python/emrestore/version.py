@@ -1,7 +1,8 @@
 """The installed package's version, in a module of its own so that any layer can name it without
 importing the package root."""
 
-from importlib.metadata import PackageNotFoundError, version as _version
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 
 try:
     __version__ = _version("emrestore")

@@ -27,26 +27,45 @@ def read_sections(path, sections: slice = slice(None), step: int = 1) -> np.ndar
     return volume[picked.start : picked.stop : picked.step]
 
 
-def simulate_to_disk(src, out, *, rates: dict, seed: int = 0, preset: str = "realistic",
-                     masks=None, manifest=None, flows=None, overwrite: bool = False,
-                     progress: bool = False) -> dict:
+def simulate_to_disk(
+    src,
+    out,
+    *,
+    rates: dict,
+    seed: int = 0,
+    preset: str = "realistic",
+    masks=None,
+    manifest=None,
+    flows=None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Degrades the stack at ``src`` with ``emrestore.simulate.simulate_stack`` and writes the
     degraded stack to ``out`` (the input's kind of format), the masks (default ``OUT_masks``),
     the JSON manifest (default ``OUT.json``) and, with ``flows``, the folds' flows as ``.npz``.
     Returns the manifest."""
     from .simulate import simulate_stack
 
-    names, section_format = _check_outputs(src, [out, masks], overwrite,
-                                           [manifest or io.beside(out, "", ".json")]
-                                           + ([flows] if flows else []))
+    names, section_format = _check_outputs(
+        src,
+        [out, masks],
+        overwrite,
+        [manifest or io.beside(out, "", ".json")] + ([flows] if flows else []),
+    )
     src, out = Path(src), Path(out)
     masks = Path(masks) if masks else io.beside(out, "_masks")
     manifest_path = Path(manifest) if manifest else io.beside(out, "", ".json")
     volume = io.read_stack(src)
     if volume.dtype.kind == "f":
         section_format = "tif"  # PNG holds no floats
-    result = simulate_stack(volume, rates, seed=seed, sff={"preset": preset},
-                            return_flows=bool(flows), progress=progress)
+    result = simulate_stack(
+        volume,
+        rates,
+        seed=seed,
+        sff={"preset": preset},
+        return_flows=bool(flows),
+        progress=progress,
+    )
     kw = {"overwrite": overwrite, "section_format": section_format, "names": names}
     io.write_stack(out, result.volume, **kw)
     io.write_stack(masks, result.masks, **kw)
@@ -61,8 +80,15 @@ def simulate_to_disk(src, out, *, rates: dict, seed: int = 0, preset: str = "rea
     return record
 
 
-def detect_to_disk(src, masks, *, report=None, options: dict | None = None,
-                   overwrite: bool = False, progress: bool = False) -> dict:
+def detect_to_disk(
+    src,
+    masks,
+    *,
+    report=None,
+    options: dict | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Finds the artifacts of the stack at ``src`` (``emrestore.detect.detect_stack`` with
     ``options``) and writes the mask stack to ``masks`` and, with ``report``, a JSON report.
     Returns the report."""
@@ -73,11 +99,17 @@ def detect_to_disk(src, masks, *, report=None, options: dict | None = None,
     report_path = Path(report) if report else None
     volume = io.read_stack(src)
     result = detect_stack(volume, progress=progress, **(options or {}))
-    io.write_stack(masks, result.masks, overwrite=overwrite, names=names,
-                   section_format=section_format)
+    io.write_stack(
+        masks, result.masks, overwrite=overwrite, names=names, section_format=section_format
+    )
     counts = {k: sum(k in s["verdict"] for s in result.sections) for k in ("ok", "ms", "sff", "sp")}
-    record = {"input": str(src), "masks": str(masks), "mask_bits": dict(BITS), "counts": counts,
-              "sections": result.sections}
+    record = {
+        "input": str(src),
+        "masks": str(masks),
+        "mask_bits": dict(BITS),
+        "counts": counts,
+        "sections": result.sections,
+    }
     if names is not None:
         for s, name in zip(record["sections"], names):
             s["name"] = name
@@ -86,10 +118,23 @@ def detect_to_disk(src, masks, *, report=None, options: dict | None = None,
     return record
 
 
-def restore_to_disk(src, out, *, masks=None, report=None, block=None, halo=None, part=None,
-                    model=None, tile: int | None = 512, device=None, tta: bool = False,
-                    detail: float | None = None, overwrite: bool = False,
-                    progress: bool = False) -> dict:
+def restore_to_disk(
+    src,
+    out,
+    *,
+    masks=None,
+    report=None,
+    block=None,
+    halo=None,
+    part=None,
+    model=None,
+    tile: int | None = 512,
+    device=None,
+    tta: bool = False,
+    detail: float | None = None,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> dict:
     """Restores the stack at ``src`` into ``out`` (the input's format and dtype), with the masks
     (default ``OUT_masks``) and the JSON report (default ``OUT_report.json``). In memory, unless
     ``out`` is zarr/HDF5 or ``block``, ``halo`` or ``part`` is given: then block by block
@@ -107,16 +152,31 @@ def restore_to_disk(src, out, *, masks=None, report=None, block=None, halo=None,
         from .blockwise import DEFAULT_BLOCK, DEFAULT_HALO, restore_volume
 
         if not (io.is_chunked(out) and io.is_chunked(masks)):
-            raise ValueError("block-wise restoration (--block, --halo, --part) writes zarr "
-                             f"(OUT.zarr) or HDF5 (OUT.h5) outputs; got {out} and masks {masks}")
-        return restore_volume(src, out, masks=masks, report=report, block=block or DEFAULT_BLOCK,
-                              halo=halo or DEFAULT_HALO, part=part, model=model, tile=tile,
-                              device=device, tta=tta, detail=detail, overwrite=overwrite,
-                              progress=progress)
+            raise ValueError(
+                "block-wise restoration (--block, --halo, --part) writes zarr "
+                f"(OUT.zarr) or HDF5 (OUT.h5) outputs; got {out} and masks {masks}"
+            )
+        return restore_volume(
+            src,
+            out,
+            masks=masks,
+            report=report,
+            block=block or DEFAULT_BLOCK,
+            halo=halo or DEFAULT_HALO,
+            part=part,
+            model=model,
+            tile=tile,
+            device=device,
+            tta=tta,
+            detail=detail,
+            overwrite=overwrite,
+            progress=progress,
+        )
     stack = io.read_stack(src)
     names, section_format = io.sections_like(src)
-    result = restore(stack, model=model, tile=tile, device=device, tta=tta, detail=detail,
-                     progress=progress)
+    result = restore(
+        stack, model=model, tile=tile, device=device, tta=tta, detail=detail, progress=progress
+    )
     kw = {"overwrite": overwrite, "names": names}
     stack_format = "tif" if stack.dtype.kind == "f" else section_format
     io.write_stack(out, result.stack, section_format=stack_format, **kw)
@@ -139,9 +199,18 @@ def _check_outputs(src, stacks: list, overwrite: bool, others: list) -> tuple[li
     return names, section_format
 
 
-def fit_to_disk(src, out, *, phantom: bool = False, sections: slice = slice(None), config=None,
-                resume: bool = False, overwrite: bool = False, crop: int | None = None,
-                **fit_options):
+def fit_to_disk(
+    src,
+    out,
+    *,
+    phantom: bool = False,
+    sections: slice = slice(None),
+    config=None,
+    resume: bool = False,
+    overwrite: bool = False,
+    crop: int | None = None,
+    **fit_options,
+):
     """Trains the interpolation network on the stack at ``src`` (cut to ``sections``; every
     offset trains, see ``fit``'s ``z_step``) or, with ``phantom``, on the built-in phantom, and
     saves it to the model folder ``out``; refuses a non-empty folder unless ``resume`` or
@@ -176,16 +245,23 @@ def _check_crop(crop: int, section_shape, config) -> None:
     None: not known yet, as when resuming) cannot pool down to whole pixels."""
     h, w = section_shape
     if crop > min(h, w):
-        raise ValueError(f"--crop {crop} is larger than the sections ({h} x {w} pixels); give at "
-                         f"most {min(h, w)}")
+        raise ValueError(
+            f"--crop {crop} is larger than the sections ({h} x {w} pixels); give at "
+            f"most {min(h, w)}"
+        )
     if config is not None and crop % config.stride:
         stride = config.stride
-        nearest = [c for c in (crop // stride * stride, (crop // stride + 1) * stride)
-                   if 0 < c <= min(h, w)]
-        raise ValueError(f"--crop {crop} is no multiple of {stride}, the network's pooling "
-                         f"stride (2 ** (levels - 1) for --widths "
-                         f"{','.join(map(str, config.widths))})"
-                         + (f"; try {' or '.join(map(str, nearest))}" if nearest else ""))
+        nearest = [
+            c
+            for c in (crop // stride * stride, (crop // stride + 1) * stride)
+            if 0 < c <= min(h, w)
+        ]
+        raise ValueError(
+            f"--crop {crop} is no multiple of {stride}, the network's pooling "
+            f"stride (2 ** (levels - 1) for --widths "
+            f"{','.join(map(str, config.widths))})"
+            + (f"; try {' or '.join(map(str, nearest))}" if nearest else "")
+        )
 
 
 def check_new_files(paths, overwrite: bool) -> None:
@@ -193,20 +269,33 @@ def check_new_files(paths, overwrite: bool) -> None:
     commands whose outputs are fixed names in a folder (evaluate, demo)."""
     existing = [str(p) for p in map(Path, paths) if p.exists()]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) "
-                              f"to replace")
+        raise FileExistsError(
+            f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace"
+        )
 
 
-EVALUATE_FILES = ("results.md", "results.csv", "results.json", "comparison.md",
-                  "comparison.json")
+EVALUATE_FILES = ("results.md", "results.csv", "results.json", "comparison.md", "comparison.json")
 
 
-def evaluate_to_disk(data, output, *, artifacts, methods: dict, model=None, tta: bool = False,
-                     detail: float | None = None, reference: str = "flow", labels=None,
-                     sections: slice = slice(None), section_text: str | None = None,
-                     z_step: int = 1, seed: int = 0, all_sections: bool = False,
-                     overwrite: bool = False,
-                     progress: bool = False) -> tuple[list[dict], list[dict]]:
+def evaluate_to_disk(
+    data,
+    output,
+    *,
+    artifacts,
+    methods: dict,
+    model=None,
+    tta: bool = False,
+    detail: float | None = None,
+    reference: str = "flow",
+    labels=None,
+    sections: slice = slice(None),
+    section_text: str | None = None,
+    z_step: int = 1,
+    seed: int = 0,
+    all_sections: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> tuple[list[dict], list[dict]]:
     """Scores ``methods`` (name -> method) and, with ``model`` (a model folder or network), the
     interpolation network as method "emrestore" (``restoration.as_method`` with ``tta`` and
     ``detail``) on every stack in ``data`` (``emrestore.evaluate``), each cut to ``sections``
@@ -238,11 +327,21 @@ def evaluate_to_disk(data, output, *, artifacts, methods: dict, model=None, tta:
             raw = read_sections(labels, sections, z_step)
             cells = np.stack([ndimage.label(s > 0)[0] for s in raw])
         p = Path(path)
-        name = (f"{p.parent.name}/{p.name}" + (f" [{section_text}]" if section_text else "")
-                + (f" (z-step {z_step})" if z_step > 1 else ""))
-        rows += evaluate.evaluate(stack, artifacts=artifacts, methods=methods, seed=seed,
-                                  labels=cells, name=name, all_sections=all_sections,
-                                  progress=progress)
+        name = (
+            f"{p.parent.name}/{p.name}"
+            + (f" [{section_text}]" if section_text else "")
+            + (f" (z-step {z_step})" if z_step > 1 else "")
+        )
+        rows += evaluate.evaluate(
+            stack,
+            artifacts=artifacts,
+            methods=methods,
+            seed=seed,
+            labels=cells,
+            name=name,
+            all_sections=all_sections,
+            progress=progress,
+        )
     pairs = evaluate.compare(rows, reference) if reference in methods else []
     evaluate.write_results(rows, output, pairs)
     if not pairs:  # an earlier run's comparison would not describe these results

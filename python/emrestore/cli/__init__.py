@@ -16,10 +16,12 @@ COMMANDS = (info, simulate, detect, evaluate, fit, restore, demo)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="emrestore", formatter_class=HelpFormatter,
+        prog="emrestore",
+        formatter_class=HelpFormatter,
         description="Serial-section EM volumes: simulates and detects missing sections, folds and "
         "precipitates, and restores missing sections. `emrestore COMMAND --help` for each "
-        "command.")
+        "command.",
+    )
     parser.add_argument("--version", action="version", version=f"emrestore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -8,8 +8,9 @@ from .options import command_parser
 
 
 def add_parser(sub):
-    return command_parser(sub, "info",
-                          help="what this installation contains (extension, CUDA, threads)")
+    return command_parser(
+        sub, "info", help="what this installation contains (extension, CUDA, threads)"
+    )
 
 
 def run(args) -> int:

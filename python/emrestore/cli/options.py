@@ -35,6 +35,7 @@ def command_parser(sub, name: str, **kwargs) -> argparse.ArgumentParser:
 
 # --- value parsers -------------------------------------------------------------------------------
 
+
 def _integer(text: str, low: int, high: int | None = None) -> int:
     expected = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
     try:
@@ -70,8 +71,7 @@ def tile_side(text: str) -> int:
     return value
 
 
-def finite_float(low: float | None = None, high: float | None = None, *,
-                 low_open: bool = False):
+def finite_float(low: float | None = None, high: float | None = None, *, low_open: bool = False):
     """A parser of finite numbers in [low, high] (low excluded with ``low_open``; None: no
     bound)."""
     if high is None:
@@ -84,9 +84,11 @@ def finite_float(low: float | None = None, high: float | None = None, *,
             value = float(text)
         except ValueError:
             value = math.nan
-        inside = (math.isfinite(value)
-                  and (low is None or value > low or (value == low and not low_open))
-                  and (high is None or value <= high))
+        inside = (
+            math.isfinite(value)
+            and (low is None or value > low or (value == low and not low_open))
+            and (high is None or value <= high)
+        )
         if not inside:
             raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
         return value
@@ -121,8 +123,9 @@ def names_from(choices, what: str):
         unknown = [n for n in names if n not in known]
         if not names or unknown:
             why = f"unknown {', '.join(map(repr, unknown))}; " if unknown else ""
-            raise argparse.ArgumentTypeError(f"{why}expected comma-separated {what} from "
-                                             f"{', '.join(known)}; got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"{why}expected comma-separated {what} from {', '.join(known)}; got {text!r}"
+            )
         return names
 
     parse.__name__ = what
@@ -138,8 +141,9 @@ def section_range(text: str) -> slice:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
     if start is not None and stop is not None and (start >= 0) == (stop >= 0) and start >= stop:
-        raise argparse.ArgumentTypeError(f"expected {expected} with START < STOP; got "
-                                         f"{text!r}, which selects no section")
+        raise argparse.ArgumentTypeError(
+            f"expected {expected} with START < STOP; got {text!r}, which selects no section"
+        )
     return slice(start, stop)
 
 
@@ -179,12 +183,14 @@ def device(text: str) -> str:
     else:
         usable = parsed.type in available and parsed.index in (None, 0)
     if not usable:
-        raise argparse.ArgumentTypeError(f"expected a torch device available here "
-                                         f"({', '.join(available)}); got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a torch device available here ({', '.join(available)}); got {text!r}"
+        )
     return text
 
 
 # --- parent parsers and shared options -----------------------------------------------------------
+
 
 def _parent(*arguments: tuple[tuple, dict]) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
@@ -194,12 +200,29 @@ def _parent(*arguments: tuple[tuple, dict]) -> argparse.ArgumentParser:
 
 
 QUIET = _parent((("--quiet",), {"action": "store_true", "help": "no progress bar"}))
-OVERWRITE = _parent((("--overwrite",), {"action": "store_true",
-                                         "help": "replace existing outputs"}))
-SEED = _parent((("--seed",), {"type": seed, "default": 0, "metavar": "N",
-                              "help": f"seed of every random draw, 0 to {MAX_SEED}"}))
-DEVICE = _parent((("--device",), {"type": device, "help": "torch device: cpu, cuda, cuda:N or "
-                                  "mps (default: cuda if available, else cpu)"}))
+OVERWRITE = _parent(
+    (("--overwrite",), {"action": "store_true", "help": "replace existing outputs"})
+)
+SEED = _parent(
+    (
+        ("--seed",),
+        {
+            "type": seed,
+            "default": 0,
+            "metavar": "N",
+            "help": f"seed of every random draw, 0 to {MAX_SEED}",
+        },
+    )
+)
+DEVICE = _parent(
+    (
+        ("--device",),
+        {
+            "type": device,
+            "help": "torch device: cpu, cuda, cuda:N or mps (default: cuda if available, else cpu)",
+        },
+    )
+)
 
 
 def add_model(p: argparse.ArgumentParser, help: str) -> None:
@@ -207,8 +230,11 @@ def add_model(p: argparse.ArgumentParser, help: str) -> None:
 
 
 def add_tta(p: argparse.ArgumentParser, prefix: str = "", tail: str = "") -> None:
-    p.add_argument("--tta", action="store_true", help=f"{prefix}average over rotations, mirror "
-                   f"images and both orders{tail}")
+    p.add_argument(
+        "--tta",
+        action="store_true",
+        help=f"{prefix}average over rotations, mirror images and both orders{tail}",
+    )
 
 
 def _detail_arg(text: str) -> float:
@@ -223,17 +249,28 @@ def _detail_arg(text: str) -> float:
 
 
 def add_detail(p: argparse.ArgumentParser, prefix: str = "") -> None:
-    p.add_argument("--detail", type=_detail_arg, metavar="A",
-                   help=f"{prefix}share of each restored section's fine detail taken from its "
-                   "aligned neighbours, 0 to 1 (default: the model's config.json, 0.3; 0: the "
-                   "network's output as it is)")
+    p.add_argument(
+        "--detail",
+        type=_detail_arg,
+        metavar="A",
+        help=f"{prefix}share of each restored section's fine detail taken from its "
+        "aligned neighbours, 0 to 1 (default: the model's config.json, 0.3; 0: the "
+        "network's output as it is)",
+    )
 
 
-def add_selection(p: argparse.ArgumentParser, of: str,
-                  z_help: str = "take every n-th section (e.g. 5 for isotropic data)") -> None:
-    p.add_argument("--range", type=section_range, metavar="START:STOP",
-                   help=f"use only these sections of {of}, from START to before STOP, "
-                   "counted from 0 (negative: from the end, as in --range=-10:) (default: all)")
+def add_selection(
+    p: argparse.ArgumentParser,
+    of: str,
+    z_help: str = "take every n-th section (e.g. 5 for isotropic data)",
+) -> None:
+    p.add_argument(
+        "--range",
+        type=section_range,
+        metavar="START:STOP",
+        help=f"use only these sections of {of}, from START to before STOP, "
+        "counted from 0 (negative: from the end, as in --range=-10:) (default: all)",
+    )
     p.add_argument("--z-step", type=positive_int, default=1, metavar="N", help=z_help)
 
 
@@ -245,14 +282,16 @@ def selection(args: argparse.Namespace) -> slice:
 # --block, --halo and --part are checked when the command starts, before any work: their
 # messages ("--block expects three integers ...") are what the block-wise tests expect.
 
+
 def triple(text: str, option: str, low: int) -> tuple[int, int, int]:
     try:
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) < low:
-        raise SystemExit(f"emrestore restore: {option} expects three integers Z,Y,X, each >= "
-                         f"{low}; got {text!r}")
+        raise SystemExit(
+            f"emrestore restore: {option} expects three integers Z,Y,X, each >= {low}; got {text!r}"
+        )
     return values
 
 
@@ -260,8 +299,9 @@ def part(text: str) -> tuple[int, int]:
     try:
         i, n = (int(v) for v in text.split("/"))
     except ValueError:
-        raise SystemExit(f"emrestore restore: --part expects I/N (job I of N, from 0); got "
-                         f"{text!r}") from None
+        raise SystemExit(
+            f"emrestore restore: --part expects I/N (job I of N, from 0); got {text!r}"
+        ) from None
     if not (n >= 1 and 0 <= i < n):
         raise SystemExit(f"emrestore restore: --part I/N needs 0 <= I < N; got {text!r}")
     return i, n

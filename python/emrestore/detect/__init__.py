@@ -7,5 +7,14 @@ from .sff import Fold, FoldDetection, band_response, detect_folds
 from .sp import detect_precipitates
 from .stack import StackDetection, detect_stack
 
-__all__ = ["Fold", "FoldDetection", "MissingSection", "StackDetection", "band_response", "detect_folds",
-           "detect_missing", "detect_precipitates", "detect_stack"]
+__all__ = [
+    "Fold",
+    "FoldDetection",
+    "MissingSection",
+    "StackDetection",
+    "band_response",
+    "detect_folds",
+    "detect_missing",
+    "detect_precipitates",
+    "detect_stack",
+]

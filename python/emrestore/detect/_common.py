@@ -10,7 +10,6 @@ import numpy as np
 from ..conventions import to_unit
 
 
-
 def working_copy(section: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
     """The section in [0, 1], reduced by an integer factor (area average) to at most ``max_side``
     pixels across, and that factor."""
@@ -24,5 +23,9 @@ def working_copy(section: np.ndarray, max_side: int) -> tuple[np.ndarray, int]:
 
 def opening(mask: np.ndarray, iterations: int) -> np.ndarray:
     """Binary opening with a 3 x 3 square (OpenCV: far faster than scipy on large masks)."""
-    return cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8),
-                            iterations=iterations) > 0
+    return (
+        cv2.morphologyEx(
+            mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8), iterations=iterations
+        )
+        > 0
+    )

@@ -34,7 +34,9 @@ class MissingSection:
 def _coarse(section: np.ndarray, side: int) -> np.ndarray:
     u = to_unit(section)
     f = max(1, int(round(max(u.shape) / side)))
-    small = cv2.resize(u, (max(1, u.shape[1] // f), max(1, u.shape[0] // f)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        u, (max(1, u.shape[1] // f), max(1, u.shape[0] // f)), interpolation=cv2.INTER_AREA
+    )
     return cv2.GaussianBlur(small, (0, 0), 1.0)
 
 
@@ -57,9 +59,17 @@ def _ncc(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / max(np.sqrt((a * a).sum() * (b * b).sum()), 1e-12))
 
 
-def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128, flat_std: float = 1e-3,
-                   drop: float = 0.3, min_similarity: float = 0.12, partial_fraction: float = 0.05,
-                   whole_fraction: float = 0.9) -> list[MissingSection]:
+def detect_missing(
+    stack: np.ndarray,
+    *,
+    reach: int = 3,
+    coarse_side: int = 128,
+    flat_std: float = 1e-3,
+    drop: float = 0.3,
+    min_similarity: float = 0.12,
+    partial_fraction: float = 0.05,
+    whole_fraction: float = 0.9,
+) -> list[MissingSection]:
     """Per section of ``stack`` [Z, H, W]: whether it is missing, wholly or partially, and where.
 
     A section is missing when its correlation with every section up to ``reach`` away is below
@@ -69,9 +79,9 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
     ``min_similarity`` and ``drop`` times theirs with each other (or below ``min_similarity`` where
     its coarse variance is under 0.3 of the neighbours'), confirmed over the whole region (below
     ``drop`` times the correlation of those sections with each other there, which must reach
-    ``min_similarity``); see ``_lost_regions``. ``flat_std``: a region whose intensity varies less than this (in [0, 1]
-    units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest missing region
-    reported. ``whole_fraction``: above it, the whole section is missing.
+    ``min_similarity``); see ``_lost_regions``. ``flat_std``: a region whose intensity varies less
+    than this (in [0, 1] units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest
+    missing region reported. ``whole_fraction``: above it, the whole section is missing.
     """
     z_n, h, w = stack.shape
     coarse = [_coarse(s, coarse_side) for s in stack]
@@ -92,7 +102,9 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
     # the median is the intact tissue's): a section is judged against neighbours at its distance.
     expected = {}
     for d in range(1, min(reach, z_n - 1) + 1):
-        values = [corr(i, i + d) for i in range(z_n - d) if not (section_flat[i] or section_flat[i + d])]
+        values = [
+            corr(i, i + d) for i in range(z_n - d) if not (section_flat[i] or section_flat[i + d])
+        ]
         expected[d] = float(np.median(values)) if values else 0.0
     win = max(5, (min(coarse[0].shape) // 4) | 1)
     # First pass: whole sections. The second pass judges partial losses against the sections left.
@@ -103,11 +115,19 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
         ref = max((corr(a, b) for a in near for b in near if a < b), default=0.0)
         # Present neighbours at distances where intact sections reliably correlate (the nearest
         # always counts); with none, the section cannot be judged missing by its content.
-        usable = [i for i in near if not section_flat[i]
-                  and (abs(i - z) == 1 or expected[abs(i - z)] >= 2 * min_similarity)]
-        relative = max((corr(z, i) / expected[abs(i - z)] for i in usable if expected[abs(i - z)] > 0),
-                       default=1.0)
-        whole = section_flat[z] or (best < min_similarity and relative < drop and ref >= 2 * min_similarity)
+        usable = [
+            i
+            for i in near
+            if not section_flat[i]
+            and (abs(i - z) == 1 or expected[abs(i - z)] >= 2 * min_similarity)
+        ]
+        relative = max(
+            (corr(z, i) / expected[abs(i - z)] for i in usable if expected[abs(i - z)] > 0),
+            default=1.0,
+        )
+        whole = section_flat[z] or (
+            best < min_similarity and relative < drop and ref >= 2 * min_similarity
+        )
         verdicts[z] = (whole, best, ref)
     results = []
     for z in range(z_n):
@@ -117,13 +137,31 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
             continue
         near = neighbours(z)
         good = [i for i in near if not verdicts[i][0]]
-        mask = _large_regions(_flat_region(stack[z], flat_std), partial_fraction, thick=0.05 * min(h, w))
+        mask = _large_regions(
+            _flat_region(stack[z], flat_std), partial_fraction, thick=0.05 * min(h, w)
+        )
         if ref >= 2 * min_similarity and len(good) >= 2:
-            flat = cv2.resize(mask.astype(np.uint8), coarse[z].shape[::-1], interpolation=cv2.INTER_AREA) > 0
-            lost = _lost_regions(z, coarse, good, win, min_similarity, drop, partial_fraction,
-                                 exclude=ndimage.binary_dilation(flat, iterations=2))
+            flat = (
+                cv2.resize(
+                    mask.astype(np.uint8), coarse[z].shape[::-1], interpolation=cv2.INTER_AREA
+                )
+                > 0
+            )
+            lost = _lost_regions(
+                z,
+                coarse,
+                good,
+                win,
+                min_similarity,
+                drop,
+                partial_fraction,
+                exclude=ndimage.binary_dilation(flat, iterations=2),
+            )
             if lost.any():
-                mask |= cv2.resize(lost.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR) >= 128
+                mask |= (
+                    cv2.resize(lost.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR)
+                    >= 128
+                )
         frac = float(mask.mean())
         kind = "whole" if frac >= whole_fraction else "partial" if frac > 0 else "ok"
         if kind == "whole":
@@ -132,7 +170,9 @@ def detect_missing(stack: np.ndarray, *, reach: int = 3, coarse_side: int = 128,
     return results
 
 
-def _lost_regions(z, coarse, good, win, min_similarity, drop, partial_fraction, exclude) -> np.ndarray:
+def _lost_regions(
+    z, coarse, good, win, min_similarity, drop, partial_fraction, exclude
+) -> np.ndarray:
     """Regions of section z (coarse scale) whose content is unrelated to its neighbours ``good``
     (noise fills), while the neighbours relate to each other there; ``exclude``: regions already
     found (flat fills, outlined exactly).
@@ -170,14 +210,18 @@ def _lost_regions(z, coarse, good, win, min_similarity, drop, partial_fraction, 
     # where the section has lost the coarse structure its neighbours show (an empty acquisition is
     # noise, without cells at this scale).
     structure = _local_var(coarse[z], win) / np.maximum(
-        np.max([_local_var(coarse[i], win) for i in good], axis=0), 1e-12)
+        np.max([_local_var(coarse[i], win) for i in good], axis=0), 1e-12
+    )
     # The best of several correlations is biased up: it must fall lower.
     low = min_similarity if pred is not None else 0.5 * min_similarity
-    core = ((loc < low) & (loc < drop * loc_ref) & (loc_ref >= 3 * min_similarity)) \
-        | ((structure < 0.3) & (loc < min_similarity))
+    core = ((loc < low) & (loc < drop * loc_ref) & (loc_ref >= 3 * min_similarity)) | (
+        (structure < 0.3) & (loc < min_similarity)
+    )
     core = ndimage.binary_opening(core, iterations=2)
     if pred is None:  # no growth step to outline them: only large regions count
-        core = _large_regions(ndimage.binary_closing(core, iterations=win // 2), 2 * partial_fraction)
+        core = _large_regions(
+            ndimage.binary_closing(core, iterations=win // 2), 2 * partial_fraction
+        )
     else:  # a core only seeds the region grown below
         core = _large_regions(core, 0.5 * partial_fraction)
     # Confirm each core with the correlation over all of its pixels (far more samples than one
@@ -203,7 +247,9 @@ def _lost_regions(z, coarse, good, win, min_similarity, drop, partial_fraction, 
         region = ndimage.binary_fill_holes(region | seed) & ~exclude
         # The grown region must still be unrelated to every neighbour as a whole; one that spread
         # into intact tissue is not, and its core stands alone.
-        out |= region if _unrelated(region, coarse[z], others, pairs, min_similarity, drop) else seed
+        out |= (
+            region if _unrelated(region, coarse[z], others, pairs, min_similarity, drop) else seed
+        )
     return _large_regions(out, partial_fraction)
 
 
@@ -235,5 +281,12 @@ def _flat_region(section: np.ndarray, flat_std: float) -> np.ndarray:
     noise makes real tissue vary everywhere)."""
     u = to_unit(section)
     var = cv2.blur(u * u, (5, 5)) - cv2.blur(u, (5, 5)) ** 2
-    return cv2.morphologyEx((var < flat_std ** 2).astype(np.uint8), cv2.MORPH_OPEN,
-                            np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8), iterations=2) > 0
+    return (
+        cv2.morphologyEx(
+            (var < flat_std**2).astype(np.uint8),
+            cv2.MORPH_OPEN,
+            np.array([[0, 1, 0], [1, 1, 1], [0, 1, 0]], np.uint8),
+            iterations=2,
+        )
+        > 0
+    )

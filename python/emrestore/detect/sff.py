@@ -19,6 +19,7 @@ each candidate line verified and traced on profiles averaged along it.
    tissue lines up only over short stretches, and wavers. A band cut by the border along most of
    its length is not a fold.
 """
+
 from __future__ import annotations
 
 import math
@@ -71,11 +72,21 @@ def band_response(u: np.ndarray, half_widths=HALF_WIDTHS) -> tuple[np.ndarray, n
     return best, width
 
 
-def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: float = 0.3,
-                 line_fraction: float = 0.15, strip_threshold: float = 0.3, min_darkness: float = 0.35,
-                 dark_fold: float = 0.7, min_evidence: float = 0.6, min_pale_length: float = 0.3,
-                 min_length: float = 0.15,
-                 max_folds: int = 6, vote_side: int = 512) -> FoldDetection:
+def detect_folds(
+    section: np.ndarray,
+    *,
+    max_side: int = 1024,
+    vote_threshold: float = 0.3,
+    line_fraction: float = 0.15,
+    strip_threshold: float = 0.3,
+    min_darkness: float = 0.35,
+    dark_fold: float = 0.7,
+    min_evidence: float = 0.6,
+    min_pale_length: float = 0.3,
+    min_length: float = 0.15,
+    max_folds: int = 6,
+    vote_side: int = 512,
+) -> FoldDetection:
     """Finds folds in one section [H, W].
 
     ``vote_threshold``: band response that casts Hough votes. ``line_fraction``: share of a line's
@@ -101,31 +112,42 @@ def detect_folds(section: np.ndarray, *, max_side: int = 1024, vote_threshold: f
     ridge = skeletonize(opening(resp > vote_threshold, 2))
     votes = torch.from_numpy((ridge * resp).astype(np.float32))
     acc, thetas, rhos = ops.hough_lines(votes)
-    peaks = ops.hough_peaks(acc, thetas, rhos, num_peaks=3 * max_folds,
-                            min_distance=int(2 * HALF_WIDTHS[-1] / f2), min_angle=8,
-                            line_fraction=line_fraction * vote_threshold, image_shape=uv.shape)
+    peaks = ops.hough_peaks(
+        acc,
+        thetas,
+        rhos,
+        num_peaks=3 * max_folds,
+        min_distance=int(2 * HALF_WIDTHS[-1] / f2),
+        min_angle=8,
+        line_fraction=line_fraction * vote_threshold,
+        image_shape=uv.shape,
+    )
     # Lines in the coarse copy's pixels to lines in the working scale's (pixel centres map as
     # x = f2 x' + (f2 - 1) / 2).
-    lines = [(float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
-             for _, t, r in zip(*peaks)]
+    lines = [
+        (float(t), f2 * float(r) + 0.5 * (f2 - 1) * (math.cos(float(t)) + math.sin(float(t))))
+        for _, t, r in zip(*peaks)
+    ]
     side = min(hs, ws)
     lines += ridge_lines(ridge, min_length * min(uv.shape), f2)
     kept: list[tuple[Fold, np.ndarray, float]] = []
     for theta, rho in lines:
-        fold = _trace_strip(u, theta, rho, band_threshold=strip_threshold,
-                            min_length=min_length * side)
+        fold = _trace_strip(
+            u, theta, rho, band_threshold=strip_threshold, min_length=min_length * side
+        )
         if fold is None:
             continue
         evidence = fold_evidence(fold, side)
         pale = fold.darkness < dark_fold
-        if fold.darkness < min_darkness or (pale and (evidence < min_evidence
-                                                      or fold.length < min_pale_length * side)):
+        if fold.darkness < min_darkness or (
+            pale and (evidence < min_evidence or fold.length < min_pale_length * side)
+        ):
             continue
         corridor = _corridor(fold, hs, ws)
         # A curved fold answers on several tangent lines: overlapping traces are one fold, and the
         # trace with the most evidence is its geometry (where a fold crosses dark tissue, the
         # tissue's trace can be the longer one).
-        for k, (other, other_corridor, other_evidence) in enumerate(kept):
+        for k, (_other, other_corridor, other_evidence) in enumerate(kept):
             if (corridor & other_corridor).sum() > 0.2 * min(corridor.sum(), other_corridor.sum()):
                 if evidence > other_evidence:
                     kept[k] = (fold, corridor, evidence)
@@ -178,7 +200,9 @@ def fold_evidence(fold: Fold, side: float) -> float:
     weights come from a linear fit separating simulated folds from traces on clean ISBI 2012 and
     FlyEM sections (pale bands only: 0.3 <= darkness < 0.7)."""
     centre = fold.centre[1:-1]  # the ends were extended along the chord
-    waver = float(np.linalg.norm(np.diff(centre, 2, axis=0), axis=1).mean()) if len(centre) > 2 else 0.0
+    waver = (
+        float(np.linalg.norm(np.diff(centre, 2, axis=0), axis=1).mean()) if len(centre) > 2 else 0.0
+    )
     return fold.darkness + min(fold.length / side, 1.0) / 3 - 0.06 * math.log1p(waver)
 
 
@@ -226,25 +250,47 @@ def _corridor(fold: Fold, hs: int, ws: int) -> np.ndarray:
     """Pixels within the band half-width of the fold's centre polyline."""
     canvas = np.zeros((hs, ws), np.uint8)
     pts = np.rint(fold.centre).astype(np.int32)
-    for (a, b, hw) in zip(pts[:-1], pts[1:], fold.half_width[:-1]):
-        cv2.line(canvas, tuple(int(v) for v in a), tuple(int(v) for v in b), 1,
-                 thickness=max(1, int(round(2 * hw))))
+    for a, b, hw in zip(pts[:-1], pts[1:], fold.half_width[:-1]):
+        cv2.line(
+            canvas,
+            tuple(int(v) for v in a),
+            tuple(int(v) for v in b),
+            1,
+            thickness=max(1, int(round(2 * hw))),
+        )
     return canvas > 0
 
 
-def _strip(u: np.ndarray, origin, d, n, t0: float, t1: float, search: int) -> tuple[np.ndarray, np.ndarray]:
+def _strip(
+    u: np.ndarray, origin, d, n, t0: float, t1: float, search: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The image resampled along a line: rows are offsets -search..search along the normal n,
     columns positions t0..t1 (1 px apart) along the direction d. Outside the image: NaN."""
     ts = np.arange(t0, t1 + 1e-6, 1.0, dtype=np.float32)
     offs = np.arange(-search, search + 1, dtype=np.float32)
     map_x = (origin[0] + ts[None, :] * d[0] + offs[:, None] * n[0]).astype(np.float32)
     map_y = (origin[1] + ts[None, :] * d[1] + offs[:, None] * n[1]).astype(np.float32)
-    strip = cv2.remap(u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan)
+    strip = cv2.remap(
+        u, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan
+    )
     return strip, ts
 
 
-def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8, search=80,
-                 max_drift=4.0, min_half=3.0, seeds=3, seed_reach=8):
+def _trace_strip(
+    u,
+    theta,
+    rho,
+    *,
+    band_threshold,
+    min_length,
+    window=32,
+    step=8,
+    search=80,
+    max_drift=4.0,
+    min_half=3.0,
+    seeds=3,
+    seed_reach=8,
+):
     """Follows a band along the line x cos(theta) + y sin(theta) = rho on profiles averaged over
     ``window`` px along the line (tissue averages out, a band does not). At each position the band
     is the run of offsets darker than ``band_threshold`` (1 - profile / the profile's median),
@@ -259,7 +305,10 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
     n = np.array([math.cos(theta), math.sin(theta)])
     d = np.array([-n[1], n[0]])
     origin = rho * n
-    ts = [(np.array(c, float) - origin) @ d for c in ((0, 0), (ws - 1, 0), (0, hs - 1), (ws - 1, hs - 1))]
+    ts = [
+        (np.array(c, float) - origin) @ d
+        for c in ((0, 0), (ws - 1, 0), (0, hs - 1), (ws - 1, hs - 1))
+    ]
     strip, tpos = _strip(u, origin, d, n, min(ts), max(ts), search)
     valid = np.isfinite(strip)
     filled = np.where(valid, strip, 0).astype(np.float32)
@@ -304,7 +353,9 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
         if half < min_half or (len(seen) >= 3 and darkness < 0.75 * float(np.median(seen))):
             return None
         middle = 0.5 * (offs[lo] + offs[hi])
-        at_edge = not (ok[max(lo - 2, 0)] and ok[min(hi + 2, len(ok) - 1)])  # band cut by the border
+        at_edge = not (
+            ok[max(lo - 2, 0)] and ok[min(hi + 2, len(ok) - 1)]
+        )  # band cut by the border
         return c, (origin + tpos[columns[i]] * d + middle * n, half, darkness, at_edge)
 
     def follow(order, centre):
@@ -332,7 +383,9 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
             continue
         tried.append(int(i))
         centre = float(offs[near][np.argmax(darks[near, i])])
-        samples = follow(range(i, -1, -1), centre)[::-1] + follow(range(i, len(columns)), centre)[1:]
+        samples = (
+            follow(range(i, -1, -1), centre)[::-1] + follow(range(i, len(columns)), centre)[1:]
+        )
         run = _trim_pale_ends(longest_run(samples))
         run_score = sum(dk for _, _, dk, _ in run)
         if run_score > best_score:
@@ -349,8 +402,12 @@ def _trace_strip(u, theta, rho, *, band_threshold, min_length, window=32, step=8
     length = float(np.linalg.norm(np.diff(pts, axis=0), axis=1).sum())
     if length < min_length:
         return None
-    return Fold(centre=pts, half_width=np.array([hw for _, hw, _, _ in best]),
-                darkness=float(np.mean([dk for _, _, dk, _ in best])), length=length)
+    return Fold(
+        centre=pts,
+        half_width=np.array([hw for _, hw, _, _ in best]),
+        darkness=float(np.mean([dk for _, _, dk, _ in best])),
+        length=length,
+    )
 
 
 def _trim_pale_ends(run: list) -> list:

@@ -20,7 +20,9 @@ from ._common import opening, working_copy
 def darkness_map(u: np.ndarray, max_radius: int) -> np.ndarray:
     """1 - u / background, with the background from a grey closing of radius ``max_radius``."""
     f = max(1, max_radius // 16)
-    small = cv2.resize(u, (max(1, u.shape[1] // f), max(1, u.shape[0] // f)), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(
+        u, (max(1, u.shape[1] // f), max(1, u.shape[0] // f)), interpolation=cv2.INTER_AREA
+    )
     r = max(1, max_radius // f)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
     bg = cv2.morphologyEx(small, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REFLECT)
@@ -29,17 +31,31 @@ def darkness_map(u: np.ndarray, max_radius: int) -> np.ndarray:
     return np.clip(1 - u / np.maximum(bg, 1e-3), 0, 1)
 
 
-def detect_precipitates(section: np.ndarray, *, max_side: int = 1024, max_radius: int = 96,
-                        threshold: float = 0.65, core: float = 0.75, min_area: int = 40,
-                        min_solidity: float = 0.7) -> tuple[np.ndarray, np.ndarray]:
+def detect_precipitates(
+    section: np.ndarray,
+    *,
+    max_side: int = 1024,
+    max_radius: int = 96,
+    threshold: float = 0.65,
+    core: float = 0.75,
+    min_area: int = 40,
+    min_solidity: float = 0.7,
+) -> tuple[np.ndarray, np.ndarray]:
     """Bool mask and soft mask (0..1) of staining precipitates in one section [H, W].
 
     ``threshold``: darkness that marks candidate pixels; ``core``: the darkness a blob must reach
     on average in its darkest half; ``min_area`` (px at the working scale) and ``min_solidity``
     (area / convex-hull area) keep compact blobs.
     """
-    mask, soft, _ = detect_with_darkness(section, max_side=max_side, max_radius=max_radius, threshold=threshold,
-                                         core=core, min_area=min_area, min_solidity=min_solidity)
+    mask, soft, _ = detect_with_darkness(
+        section,
+        max_side=max_side,
+        max_radius=max_radius,
+        threshold=threshold,
+        core=core,
+        min_area=min_area,
+        min_solidity=min_solidity,
+    )
     return mask, soft
 
 
@@ -52,12 +68,19 @@ def _darkness(section: np.ndarray, max_side: int, max_radius: int) -> tuple[np.n
 def _core(values: np.ndarray) -> float:
     """Mean of the darker half of a blob's darkness values."""
     values = np.sort(values)
-    return float(values[len(values) // 2:].mean())
+    return float(values[len(values) // 2 :].mean())
 
 
-def detect_with_darkness(section: np.ndarray, *, max_side: int = 1024, max_radius: int = 96,
-                         threshold: float = 0.65, core: float = 0.75, min_area: int = 40,
-                         min_solidity: float = 0.7):
+def detect_with_darkness(
+    section: np.ndarray,
+    *,
+    max_side: int = 1024,
+    max_radius: int = 96,
+    threshold: float = 0.65,
+    core: float = 0.75,
+    min_area: int = 40,
+    min_solidity: float = 0.7,
+):
     """``detect_precipitates``, also returning (darkness map, factor) for ``strongest_core``."""
     h, w = section.shape
     dark, factor = _darkness(section, max_side, max_radius)
@@ -71,7 +94,9 @@ def detect_with_darkness(section: np.ndarray, *, max_side: int = 1024, max_radiu
             continue
         if _core(dark[sl][region]) < core:
             continue
-        contours, _ = cv2.findContours(region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        contours, _ = cv2.findContours(
+            region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
         hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
         if area / max(hull, 1.0) < min_solidity:
             continue
@@ -88,18 +113,36 @@ def detect_with_darkness(section: np.ndarray, *, max_side: int = 1024, max_radiu
     return grown, soft, (dark, factor)
 
 
-def strongest_core(section: np.ndarray, mask: np.ndarray, *, max_side: int = 1024, max_radius: int = 96,
-                   darkness: tuple[np.ndarray, int] | None = None) -> float:
+def strongest_core(
+    section: np.ndarray,
+    mask: np.ndarray,
+    *,
+    max_side: int = 1024,
+    max_radius: int = 96,
+    darkness: tuple[np.ndarray, int] | None = None,
+) -> float:
     """The highest core darkness (mean of the darker half) among the blobs of ``mask``: how sure the
     section's precipitate verdict can be (dark organelles reach about 0.8, dense stains more).
-    ``darkness``: the (map, factor) that ``detect_with_darkness`` returned for this section, so it is
-    not computed again."""
+    ``darkness``: the (map, factor) that ``detect_with_darkness`` returned for this section, so it
+    is not computed again."""
     if not mask.any():
         return 0.0
     dark, factor = darkness if darkness is not None else _darkness(section, max_side, max_radius)
     m = mask
     if factor > 1:
-        m = cv2.resize(mask.astype(np.uint8), (dark.shape[1], dark.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        m = (
+            cv2.resize(
+                mask.astype(np.uint8),
+                (dark.shape[1], dark.shape[0]),
+                interpolation=cv2.INTER_NEAREST,
+            )
+            > 0
+        )
     labels, _ = ndimage.label(m)
-    return max((_core(dark[sl][labels[sl] == i]) for i, sl in enumerate(ndimage.find_objects(labels), start=1)),
-               default=0.0)
+    return max(
+        (
+            _core(dark[sl][labels[sl] == i])
+            for i, sl in enumerate(ndimage.find_objects(labels), start=1)
+        ),
+        default=0.0,
+    )

@@ -16,12 +16,20 @@ from .sp import detect_with_darkness, strongest_core
 @dataclass
 class StackDetection:
     masks: np.ndarray  # uint8 [Z, H, W], bits ms 1, sff 2, sp 4
-    sections: list[dict] = field(default_factory=list)  # JSON-ready verdict and geometry per section
+    sections: list[dict] = field(
+        default_factory=list
+    )  # JSON-ready verdict and geometry per section
 
 
-
-def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None = None,
-                 sp: dict | None = None, sp_verdict: float = 0.85, progress: bool = False) -> StackDetection:
+def detect_stack(
+    stack: np.ndarray,
+    *,
+    ms: dict | None = None,
+    sff: dict | None = None,
+    sp: dict | None = None,
+    sp_verdict: float = 0.85,
+    progress: bool = False,
+) -> StackDetection:
     """Finds missing sections, folds and precipitates in ``stack`` [Z, H, W].
 
     ``ms``, ``sff`` and ``sp`` pass thresholds to ``detect_missing``, ``detect_folds`` and
@@ -41,8 +49,15 @@ def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None 
         iterator = tqdm(iterator, desc="detect", unit="section")
     for z in iterator:
         m = missing[z]
-        record: dict = {"index": z, "verdict": [], "ms": {"kind": m.kind, "fraction": round(m.fraction, 4),
-                                                           "similarity": round(m.similarity, 4)}}
+        record: dict = {
+            "index": z,
+            "verdict": [],
+            "ms": {
+                "kind": m.kind,
+                "fraction": round(m.fraction, 4),
+                "similarity": round(m.similarity, 4),
+            },
+        }
         if m.kind != "ok":
             record["verdict"].append("ms")
             masks[z][m.mask] |= BITS["ms"]
@@ -55,10 +70,15 @@ def detect_stack(stack: np.ndarray, *, ms: dict | None = None, sff: dict | None 
             if folds.folds:
                 record["verdict"].append("sff")
                 masks[z][fold_mask] |= BITS["sff"]
-            record["folds"] = [{"centre": np.round(f.centre, 1).tolist(),
-                                "half_width": np.round(f.half_width, 1).tolist(),
-                                "darkness": round(f.darkness, 3), "length": round(f.length, 1)}
-                               for f in folds.folds]
+            record["folds"] = [
+                {
+                    "centre": np.round(f.centre, 1).tolist(),
+                    "half_width": np.round(f.half_width, 1).tolist(),
+                    "darkness": round(f.darkness, 3),
+                    "length": round(f.length, 1),
+                }
+                for f in folds.folds
+            ]
             blobs, _, darkness = detect_with_darkness(stack[z], **(sp or {}))
             blobs &= ~m.mask & ~fold_mask
             core = strongest_core(stack[z], blobs, darkness=darkness)

@@ -10,22 +10,31 @@ from .paths import HDF5_DEFAULT_DATASET, path_format, split_path
 
 class ChunkedOutput:
     """A zarr array or HDF5 dataset [Z, H, W] written a block at a time. ``open`` creates it, or
-    reopens one left by an interrupted run after checking that it has this shape, dtype and chunks."""
+    reopens one left by an interrupted run after checking that it has this shape, dtype and
+    chunks."""
 
     def __init__(self, path, shape, dtype, chunks):
         self.path = str(path)
         self.file, key = split_path(path)
         self.format = path_format(path)
         if self.format not in ("zarr", "hdf5"):
-            raise ValueError(f"block-wise output must be zarr (OUT.zarr) or HDF5 (OUT.h5[:NAME]); got {path}")
-        shape, chunks, dtype = tuple(int(n) for n in shape), tuple(int(n) for n in chunks), np.dtype(dtype)
+            raise ValueError(
+                f"block-wise output must be zarr (OUT.zarr) or HDF5 (OUT.h5[:NAME]); got {path}"
+            )
+        shape, chunks, dtype = (
+            tuple(int(n) for n in shape),
+            tuple(int(n) for n in chunks),
+            np.dtype(dtype),
+        )
         self._handle = None
         if self.format == "zarr":
             import zarr
 
-            # "a" creates it or opens what another job made meanwhile; it never clears written chunks
-            self.array = zarr.open_array(str(self.file), mode="a", shape=shape, chunks=chunks, dtype=dtype,
-                                         fill_value=0)
+            # "a" creates it or opens what another job made meanwhile; it never clears
+            # written chunks
+            self.array = zarr.open_array(
+                str(self.file), mode="a", shape=shape, chunks=chunks, dtype=dtype, fill_value=0
+            )
             found_chunks = tuple(self.array.chunks)
         else:
             import h5py
@@ -35,17 +44,21 @@ class ChunkedOutput:
             if self.key in self._handle:
                 self.array = self._handle[self.key]
             else:
-                self.array = self._handle.create_dataset(self.key, shape=shape, dtype=dtype, chunks=chunks)
+                self.array = self._handle.create_dataset(
+                    self.key, shape=shape, dtype=dtype, chunks=chunks
+                )
             found_chunks = tuple(self.array.chunks or ())
         found = (tuple(self.array.shape), np.dtype(self.array.dtype), found_chunks)
         if found != (shape, dtype, chunks):
             self.close()
-            raise ValueError(f"{self.file} holds an array {found[0]} {found[1]} in chunks {found[2]}; this run "
-                             f"writes {shape} {dtype} in chunks {chunks} (pass --overwrite to start over)")
+            raise ValueError(
+                f"{self.file} holds an array {found[0]} {found[1]} in chunks {found[2]}; this run "
+                f"writes {shape} {dtype} in chunks {chunks} (pass --overwrite to start over)"
+            )
 
     def write(self, origin, block: np.ndarray) -> None:
         z, y, x = origin
-        self.array[z:z + block.shape[0], y:y + block.shape[1], x:x + block.shape[2]] = block
+        self.array[z : z + block.shape[0], y : y + block.shape[1], x : x + block.shape[2]] = block
         if self._handle is not None:
             self._handle.flush()
 

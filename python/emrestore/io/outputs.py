@@ -9,9 +9,11 @@ from pathlib import Path
 
 from .paths import HDF5_DEFAULT_DATASET, path_format, split_path
 
-WRITES = ("a multi-page TIFF (.tif, .tiff), a .npy file, a zarr array (.zarr, or .zarr/NAME in a "
-          "group), an HDF5 dataset (.h5, .hdf5, .hdf; file.h5:NAME) or a folder of PNG/TIFF "
-          "sections")
+WRITES = (
+    "a multi-page TIFF (.tif, .tiff), a .npy file, a zarr array (.zarr, or .zarr/NAME in a "
+    "group), an HDF5 dataset (.h5, .hdf5, .hdf; file.h5:NAME) or a folder of PNG/TIFF "
+    "sections"
+)
 
 
 def names_folder(path) -> bool:
@@ -31,11 +33,14 @@ def check_output_name(path, *, folder: bool = False) -> None:
         return
     suffix = split_path(path)[0].suffix
     if suffix:
-        raise ValueError(f"cannot write {path}: unknown format {suffix!r}; emrestore writes "
-                         f"{WRITES}")
+        raise ValueError(
+            f"cannot write {path}: unknown format {suffix!r}; emrestore writes {WRITES}"
+        )
     if not folder:
-        raise ValueError(f"cannot tell what to write for {path}: it has no extension; name "
-                         f"{WRITES} (end a folder's path with '/')")
+        raise ValueError(
+            f"cannot tell what to write for {path}: it has no extension; name "
+            f"{WRITES} (end a folder's path with '/')"
+        )
 
 
 def _zarr_node(file: Path):
@@ -81,8 +86,9 @@ def check_replaceable(path, names=None) -> None:
     kind = path_format(path)
     if kind in ("tif", "npy") or (kind == "folder" and not file.is_dir()):
         if file.is_dir():
-            raise ValueError(f"{file} is a folder; emrestore replaces only files it writes: name "
-                             f"another output")
+            raise ValueError(
+                f"{file} is a folder; emrestore replaces only files it writes: name another output"
+            )
         if kind == "folder":
             raise ValueError(f"{file} exists and is not a folder of sections; name another output")
         return
@@ -90,10 +96,14 @@ def check_replaceable(path, names=None) -> None:
         names = None if names is None else set(names)
         others = sorted(p.name for p in file.iterdir() if not _written_by_us(p, names))
         if others:
-            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
-            raise ValueError(f"{file} holds files emrestore did not write ({shown}); a folder output "
-                             f"is replaced only when it holds nothing but its sections: name a new "
-                             f"folder")
+            shown = ", ".join(others[:5]) + (
+                f" and {len(others) - 5} more" if len(others) > 5 else ""
+            )
+            raise ValueError(
+                f"{file} holds files emrestore did not write ({shown}); a folder output "
+                f"is replaced only when it holds nothing but its sections: name a new "
+                f"folder"
+            )
         return
     if kind == "zarr":
         node = _zarr_node(file)
@@ -101,8 +111,10 @@ def check_replaceable(path, names=None) -> None:
             raise ValueError(f"{file} exists and is not a zarr store; name another output")
         if not hasattr(node, "shape"):
             names = sorted(name for name, _ in node.members())
-            raise ValueError(f"{file} is a zarr group ({', '.join(names) or 'empty'}); name the "
-                             f"array to write inside it, e.g. {file}/NAME")
+            raise ValueError(
+                f"{file} is a zarr group ({', '.join(names) or 'empty'}); name the "
+                f"array to write inside it, e.g. {file}/NAME"
+            )
         return
     if kind == "hdf5" and file.is_file():
         import h5py
@@ -110,7 +122,9 @@ def check_replaceable(path, names=None) -> None:
         try:
             h5py.File(file, "r").close()
         except OSError:
-            raise ValueError(f"{file} exists and is not an HDF5 file; name another output") from None
+            raise ValueError(
+                f"{file} exists and is not an HDF5 file; name another output"
+            ) from None
 
 
 def check_outputs(src, targets, overwrite: bool, names=None) -> None:
@@ -126,13 +140,16 @@ def check_outputs(src, targets, overwrite: bool, names=None) -> None:
                 raise ValueError(f"an output would overwrite the input {src_file}")
             if file.is_dir() and file.resolve() in source.parents:
                 raise ValueError(f"the output {target} is a folder that holds the input {src_file}")
-    resolved = {(f.resolve(), (key or HDF5_DEFAULT_DATASET) if path_format(f) == "hdf5" else key)
-                for f, key in files}
+    resolved = {
+        (f.resolve(), (key or HDF5_DEFAULT_DATASET) if path_format(f) == "hdf5" else key)
+        for f, key in files
+    }
     if len(resolved) != len(files):
         raise ValueError(f"output paths must differ; got {[str(t) for t in targets]}")
     existing = [str(t) for t in targets if exists(t)]
     if existing and not overwrite:
-        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) "
-                              f"to replace")
+        raise FileExistsError(
+            f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace"
+        )
     for target in targets:
         check_replaceable(target, names)

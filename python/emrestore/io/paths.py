@@ -26,7 +26,8 @@ def split_path(path) -> tuple[Path, str | None]:
 
 
 def path_format(path) -> str:
-    """"zarr", "hdf5", "npy", "tif" or "folder" (a folder of sections, or a new folder to write)."""
+    """ "zarr", "hdf5", "npy", "tif" or "folder" (a folder of sections, or a new folder to
+    write)."""
     file, _ = split_path(path)
     if any(part.lower().endswith(ZARR_SUFFIX) for part in file.parts):
         return "zarr"

@@ -16,7 +16,9 @@ def _natural_key(path: Path):
 
 def section_files(folder) -> list[Path]:
     """The section images of a folder (PNG/TIFF), in natural order (2 before 10)."""
-    files = [p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in SECTION_SUFFIXES]
+    files = [
+        p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in SECTION_SUFFIXES
+    ]
     return sorted(files, key=_natural_key)
 
 

@@ -22,8 +22,14 @@ def read_stack(path) -> np.ndarray:
     return np.require(open_volume(path)[:], requirements=["W", "O"])
 
 
-def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_format: str = "png",
-                names: list[str] | None = None) -> Path:
+def write_stack(
+    path,
+    stack: np.ndarray,
+    *,
+    overwrite: bool = False,
+    section_format: str = "png",
+    names: list[str] | None = None,
+) -> Path:
     """Writes a stack [Z, H, W] atomically: a .tif/.tiff path gets a multi-page TIFF, .npy a numpy
     file, .zarr a zarr array, .h5[:NAME] an HDF5 dataset, any other path a folder of sections named
     ``names`` (file stems, e.g. the input's) or ``0000`` ``0001`` ... with ``section_format`` "png"
@@ -60,7 +66,9 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
     if section_format not in ("png", "tif"):
         raise ValueError(f"section_format must be 'png' or 'tif'; got {section_format!r}")
     if section_format == "png" and stack.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"PNG sections hold uint8 or uint16; got {stack.dtype} (write a .tif instead)")
+        raise ValueError(
+            f"PNG sections hold uint8 or uint16; got {stack.dtype} (write a .tif instead)"
+        )
     if names is not None and (len(names) != len(stack) or len(set(names)) != len(names)):
         raise ValueError(f"names must be {len(stack)} distinct file stems; got {len(names)}")
     digits = max(4, len(str(len(stack) - 1)))
@@ -69,7 +77,6 @@ def write_stack(path, stack: np.ndarray, *, overwrite: bool = False, section_for
         tmp.mkdir()
         write_sections(tmp, stack, stems, section_format)
     return file
-
 
 
 def _write_dataset(file: Path, key: str, stack: np.ndarray, chunks) -> None:

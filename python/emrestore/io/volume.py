@@ -26,9 +26,13 @@ class Volume:
         self.shape = (1,) + shape if flat else shape
         self.dtype = np.dtype(array.dtype)
         if len(self.shape) != 3:
-            raise ValueError(f"expected a grayscale stack [Z, H, W] in {source}; got shape {self.shape}")
+            raise ValueError(
+                f"expected a grayscale stack [Z, H, W] in {source}; got shape {self.shape}"
+            )
         if 0 in self.shape:
-            raise ValueError(f"cannot read stack {source}: it holds no image data (shape {self.shape})")
+            raise ValueError(
+                f"cannot read stack {source}: it holds no image data (shape {self.shape})"
+            )
 
     ndim = 3
 
@@ -68,8 +72,10 @@ class _PerSection:
         for i in [picked] if single else picked:
             section = self.read(i)
             if section.shape != self.first.shape or section.dtype != self.first.dtype:
-                raise ValueError(f"section {self.name(i)} is {section.shape} {section.dtype}; expected "
-                                 f"{self.first.shape} {self.first.dtype} like {self.name(0)}")
+                raise ValueError(
+                    f"section {self.name(i)} is {section.shape} {section.dtype}; expected "
+                    f"{self.first.shape} {self.first.dtype} like {self.name(0)}"
+                )
             out.append(section[rest] if rest else section)
         if single:
             return out[0]
@@ -80,8 +86,11 @@ def _only_3d(names_and_arrays, source: str, what: str):
     candidates = [(name, a) for name, a in names_and_arrays if len(a.shape) == 3]
     if len(candidates) != 1:
         listed = ", ".join(f"{name} {tuple(a.shape)}" for name, a in names_and_arrays) or "none"
-        raise ValueError(f"{source}: name the {what} to read ({'exactly one 3-D one is needed' if candidates else 'no 3-D one found'}); "
-                         f"it holds: {listed}")
+        raise ValueError(
+            f"{source}: name the {what} to read "
+            f"({'exactly one 3-D one is needed' if candidates else 'no 3-D one found'}); "
+            f"it holds: {listed}"
+        )
     return candidates[0]
 
 
@@ -112,7 +121,11 @@ def open_volume(path) -> Volume:
             raise ValueError(f"cannot read HDF5 file {file}: {err}") from err
         if key is None:
             found = []
-            handle.visititems(lambda name, obj: found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None)
+            handle.visititems(
+                lambda name, obj: (
+                    found.append((name, obj)) if isinstance(obj, h5py.Dataset) else None
+                )
+            )
             key, _ = _only_3d(found, source, "dataset (file.h5:NAME)")
         if key not in handle or not isinstance(handle[key], h5py.Dataset):
             raise ValueError(f"{file} has no dataset {key!r}")
@@ -129,10 +142,20 @@ def open_volume(path) -> Volume:
         try:
             tif = tifffile.TiffFile(file)
             series = tif.series[0]
-            if len(series.shape) == 3 and len(series.pages) == series.shape[0]:  # a page per section
+            if (
+                len(series.shape) == 3 and len(series.pages) == series.shape[0]
+            ):  # a page per section
                 pages = series.pages
-                return Volume(_PerSection(len(pages), pages[0].asarray(), lambda z: pages[z].asarray(),
-                                          lambda z: f"page {z} of {file}"), source, keep=tif)
+                return Volume(
+                    _PerSection(
+                        len(pages),
+                        pages[0].asarray(),
+                        lambda z: pages[z].asarray(),
+                        lambda z: f"page {z} of {file}",
+                    ),
+                    source,
+                    keep=tif,
+                )
             array = series.asarray()  # sections not stored page by page: read whole
             tif.close()
         except Exception as err:
@@ -142,7 +165,16 @@ def open_volume(path) -> Volume:
         files = section_files(file)
         if not files:
             raise ValueError(f"no PNG or TIFF sections in folder {file}")
-        return Volume(_PerSection(len(files), read_section(files[0]), lambda z: read_section(files[z]),
-                                  lambda z: files[z].name), source)
-    raise ValueError(f"unsupported stack format {file.suffix!r} ({file}); expected zarr, HDF5, a multi-page "
-                     f"TIFF, a .npy file or a folder of PNG/TIFF sections")
+        return Volume(
+            _PerSection(
+                len(files),
+                read_section(files[0]),
+                lambda z: read_section(files[z]),
+                lambda z: files[z].name,
+            ),
+            source,
+        )
+    raise ValueError(
+        f"unsupported stack format {file.suffix!r} ({file}); expected zarr, HDF5, a multi-page "
+        f"TIFF, a .npy file or a folder of PNG/TIFF sections"
+    )

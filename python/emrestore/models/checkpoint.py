@@ -34,9 +34,16 @@ def _tensors(state: dict) -> dict:
     return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
-def save_model(model: SepConvInterpolator, folder, record: dict | None = None, optimizer=None, *,
-               weights: dict | None = None, best: dict | None = None,
-               fit_settings: dict | None = None) -> Path:
+def save_model(
+    model: SepConvInterpolator,
+    folder,
+    record: dict | None = None,
+    optimizer=None,
+    *,
+    weights: dict | None = None,
+    best: dict | None = None,
+    fit_settings: dict | None = None,
+) -> Path:
     """Writes ``model`` to ``folder``. ``weights``: a state dict to ship as ``model.safetensors``
     instead of the model's own (``fit``: the ones it keeps); with ``optimizer``, the model's own
     weights and the optimizer state are kept too, for resuming, and ``best`` (the best-validated
@@ -53,21 +60,29 @@ def save_model(model: SepConvInterpolator, folder, record: dict | None = None, o
             _replace(folder / "best.safetensors", lambda p: save_file(best_tensors, str(p)))
     shipped = tensors if weights is None else _tensors(weights)
     _replace(folder / "model.safetensors", lambda p: save_file(shipped, str(p)))
-    config = {"format": FORMAT, "model": model.config.to_dict(),
-              "normalization": {"input": "intensity / dtype maximum (floats as given), in [0, 1]",
-                                "mean": float(model.mean), "std": float(model.std)},
-              "training": record or {}}
+    config = {
+        "format": FORMAT,
+        "model": model.config.to_dict(),
+        "normalization": {
+            "input": "intensity / dtype maximum (floats as given), in [0, 1]",
+            "mean": float(model.mean),
+            "std": float(model.std),
+        },
+        "training": record or {},
+    }
     if fit_settings is not None:
         config["fit"] = fit_settings
     _replace(folder / "config.json", lambda p: p.write_text(json.dumps(config, indent=1)))
     return folder
 
 
-def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = False, best: bool = False
-               ) -> tuple[SepConvInterpolator, dict]:
+def load_model(
+    folder=None, *, device: str | torch.device = "cpu", last: bool = False, best: bool = False
+) -> tuple[SepConvInterpolator, dict]:
     """The model in ``folder`` (default: the model shipped with the package) and its config.json.
     ``last``: the latest training weights (``last.safetensors``, for resuming), ``best``: the
-    best-validated ones (``best.safetensors``), where the folder has them, instead of the kept ones."""
+    best-validated ones (``best.safetensors``), where the folder has them, instead of the kept
+    ones."""
     if last and best:
         raise ValueError("load_model: ask for the last or the best weights, not both")
     folder = Path(DEFAULT_MODEL if folder is None else folder)
@@ -76,7 +91,9 @@ def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = 
         if wanted and (folder / name).is_file():
             weights_path = folder / name
     if not config_path.is_file() or not weights_path.is_file():
-        raise FileNotFoundError(f"not a model folder (expected config.json and model.safetensors): {folder}")
+        raise FileNotFoundError(
+            f"not a model folder (expected config.json and model.safetensors): {folder}"
+        )
     try:
         config = json.loads(config_path.read_text())
     except json.JSONDecodeError as e:
@@ -88,14 +105,21 @@ def load_model(folder=None, *, device: str | torch.device = "cpu", last: bool = 
         state = load_file(str(weights_path))
     except Exception as e:  # safetensors raises its own error types for truncated or foreign files
         raise ValueError(f"{weights_path}: corrupt weights ({e})") from None
-    damaged = sorted(name for name, tensor in state.items()
-                     if tensor.is_floating_point() and not torch.isfinite(tensor).all())
+    damaged = sorted(
+        name
+        for name, tensor in state.items()
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all()
+    )
     if damaged:
-        raise ValueError(f"{weights_path}: corrupt weights (NaN or infinite values in "
-                         f"{', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''})")
+        raise ValueError(
+            f"{weights_path}: corrupt weights (NaN or infinite values in "
+            f"{', '.join(damaged[:3])}{' ...' if len(damaged) > 3 else ''})"
+        )
     try:
         model.load_state_dict(state)
     except RuntimeError as e:
-        raise ValueError(f"{weights_path}: weights do not match the config's architecture: {e}") from None
+        raise ValueError(
+            f"{weights_path}: weights do not match the config's architecture: {e}"
+        ) from None
     model.source = "default" if folder == DEFAULT_MODEL else str(folder)
     return model.to(device).eval(), config

@@ -28,7 +28,9 @@ def detail_source(a: np.ndarray, b: np.ndarray, t: float, *, aligned: bool = Fal
     (unless ``aligned``: already aligned) and blended by position, float32."""
     if not aligned:
         a, b = align_pair(a, b, t)
-    return ((1.0 - t) * np.asarray(a, np.float32) + t * np.asarray(b, np.float32)).astype(np.float32)
+    return ((1.0 - t) * np.asarray(a, np.float32) + t * np.asarray(b, np.float32)).astype(
+        np.float32
+    )
 
 
 def add_detail(pred: np.ndarray, source: np.ndarray, *, amount: float, sigma: float) -> np.ndarray:
@@ -39,8 +41,10 @@ def add_detail(pred: np.ndarray, source: np.ndarray, *, amount: float, sigma: fl
     if not sigma > 0:
         raise ValueError(f"add_detail: sigma must be > 0 pixels; got {sigma}")
     if pred.shape != source.shape or pred.ndim != 2:
-        raise ValueError(f"add_detail: expected two sections [H, W] of one shape; got {pred.shape} and "
-                         f"{source.shape}")
+        raise ValueError(
+            f"add_detail: expected two sections [H, W] of one shape; got {pred.shape} and "
+            f"{source.shape}"
+        )
     if amount == 0.0:
         return pred.astype(np.float32, copy=False)
     p, s = np.asarray(pred, np.float32), np.asarray(source, np.float32)

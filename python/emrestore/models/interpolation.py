@@ -31,7 +31,6 @@ from torch import nn
 from .. import ops
 from ..alignment import VIEWS
 
-
 ALIGNMENTS = ("flow", "none")
 
 
@@ -58,7 +57,9 @@ class InterpolationConfig:
         if self.kernel_size < 1:
             raise ValueError(f"kernel_size must be >= 1; got {self.kernel_size}")
         if len(self.widths) < 1 or min(self.widths) < 1:
-            raise ValueError(f"widths must be a non-empty sequence of positive ints; got {self.widths}")
+            raise ValueError(
+                f"widths must be a non-empty sequence of positive ints; got {self.widths}"
+            )
         if self.align not in ALIGNMENTS:
             raise ValueError(f"align must be one of {ALIGNMENTS}; got {self.align!r}")
         if self.flow_views not in VIEWS:
@@ -74,8 +75,19 @@ class InterpolationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> InterpolationConfig:
-        d = {"align": "none", "outer_flow": False, "flow_views": 1, **d}  # checkpoints from before these options
-        return cls(**{k: (tuple(v) if k == "widths" else v) for k, v in d.items() if k in cls.__dataclass_fields__})
+        d = {
+            "align": "none",
+            "outer_flow": False,
+            "flow_views": 1,
+            **d,
+        }  # checkpoints from before these options
+        return cls(
+            **{
+                k: (tuple(v) if k == "widths" else v)
+                for k, v in d.items()
+                if k in cls.__dataclass_fields__
+            }
+        )
 
     def detail_share(self, detail: float | None = None) -> float:
         """The share of fine detail a model with this config puts back: ``detail``, or the config's
@@ -110,8 +122,12 @@ class InterpolationConfig:
 
 
 def _block(cin: int, cout: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-                         nn.Conv2d(cout, cout, 3, padding=1), nn.LeakyReLU(0.1, inplace=True))
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1),
+        nn.LeakyReLU(0.1, inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1),
+        nn.LeakyReLU(0.1, inplace=True),
+    )
 
 
 class SepConvInterpolator(nn.Module):
@@ -119,30 +135,43 @@ class SepConvInterpolator(nn.Module):
     ``config.stride``; aligned to t first when ``config.align == "flow"``), t [B] the position in
     (0, 1) between them; returns [B, 1, H, W]."""
 
-    def __init__(self, config: InterpolationConfig | None = None, *, mean: float = 0.5, std: float = 0.2):
+    def __init__(
+        self, config: InterpolationConfig | None = None, *, mean: float = 0.5, std: float = 0.2
+    ):
         super().__init__()
         self.config = config = config or InterpolationConfig()
         w = config.widths
         # Input standardisation from the training stack; buffers so they travel with the weights.
         self.register_buffer("mean", torch.tensor(float(mean)))
         self.register_buffer("std", torch.tensor(float(std)))
-        self.encoders = nn.ModuleList([_block(3, w[0])] + [_block(w[i - 1], w[i]) for i in range(1, len(w))])
+        self.encoders = nn.ModuleList(
+            [_block(3, w[0])] + [_block(w[i - 1], w[i]) for i in range(1, len(w))]
+        )
         self.decoders = nn.ModuleList([_block(w[i + 1] + w[i], w[i]) for i in range(len(w) - 1)])
         k = config.kernel_size
-        self.head = nn.Sequential(nn.Conv2d(w[0], config.head_width, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
-                                  nn.Conv2d(config.head_width, 4 * k + 1, 1))
+        self.head = nn.Sequential(
+            nn.Conv2d(w[0], config.head_width, 3, padding=1),
+            nn.LeakyReLU(0.1, inplace=True),
+            nn.Conv2d(config.head_width, 4 * k + 1, 1),
+        )
         # Start from centred, nearly one-hot kernels and an even blend: the identity interpolation.
         last = self.head[-1]
         nn.init.zeros_(last.weight)
         taps = torch.arange(k, dtype=torch.float32) - (k - 1) / 2
         with torch.no_grad():
-            last.bias.copy_(torch.cat([-taps**2 / 2] * 4 + [torch.zeros(1)]))
+            last.bias.copy_(torch.cat([-(taps**2) / 2] * 4 + [torch.zeros(1)]))
 
     def kernels(self, prev, next, t):
         """The four [B, K, H, W] kernels (v1, h1, v2, h2), blend weights included in v1 and v2."""
         b, _, h, w = prev.shape
-        tmap = torch.as_tensor(t, dtype=prev.dtype, device=prev.device).reshape(-1, 1, 1, 1).expand(b, 1, h, w)
-        x = torch.cat([(prev - self.mean) / self.std, (next - self.mean) / self.std, 2 * tmap - 1], 1)
+        tmap = (
+            torch.as_tensor(t, dtype=prev.dtype, device=prev.device)
+            .reshape(-1, 1, 1, 1)
+            .expand(b, 1, h, w)
+        )
+        x = torch.cat(
+            [(prev - self.mean) / self.std, (next - self.mean) / self.std, 2 * tmap - 1], 1
+        )
         skips = []
         for i, enc in enumerate(self.encoders):
             if i:
@@ -163,12 +192,16 @@ class SepConvInterpolator(nn.Module):
 
     def forward(self, prev, next, t):
         if prev.shape != next.shape or prev.dim() != 4 or prev.shape[1] != 1:
-            raise ValueError(f"expected prev and next [B, 1, H, W] of one shape; got {list(prev.shape)} "
-                             f"and {list(next.shape)}")
+            raise ValueError(
+                f"expected prev and next [B, 1, H, W] of one shape; got {list(prev.shape)} "
+                f"and {list(next.shape)}"
+            )
         s = self.config.stride
         if prev.shape[-2] % s or prev.shape[-1] % s:
-            raise ValueError(f"height and width must be multiples of {s}; got {list(prev.shape[-2:])} "
-                             "(use emrestore.models.interpolate for any size)")
+            raise ValueError(
+                f"height and width must be multiples of {s}; got {list(prev.shape[-2:])} "
+                "(use emrestore.models.interpolate for any size)"
+            )
         v1, h1, v2, h2 = self.kernels(prev, next, t)
         return ops.sepconv(prev, v1, h1) + ops.sepconv(next, v2, h2)
 

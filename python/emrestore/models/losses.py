@@ -25,6 +25,7 @@ def _gaussian_blur(image, sigma: float, radius: int | None = None):
 def ssim(pred, target, sigma: float = 1.5, size: int = 11):
     """Mean SSIM of [B, 1, H, W] images in [0, 1]: Gaussian window, K1 0.01, K2 0.03 (the metric's
     settings, see ``emrestore.metrics.ssim``), over the window positions inside the images."""
+
     def blur(image):
         return _gaussian_blur(image, sigma, size // 2)
 
@@ -56,8 +57,9 @@ def membrane_loss(pred, target):
     return (membrane_map(pred, scale) - _soft_membranes(smooth, scale)).abs().mean()
 
 
-def training_loss(pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT,
-                  membrane_weight: float = 0.0):
+def training_loss(
+    pred, target, kind: str, ssim_weight: float = SSIM_WEIGHT, membrane_weight: float = 0.0
+):
     """The loss ``fit`` minimises: ``kind`` is one of ``LOSSES`` (see ``FitConfig.loss``), plus
     ``membrane_weight`` x ``membrane_loss``."""
     if kind == "mse":

@@ -69,14 +69,29 @@ class TripletSampler:
     with probability ``drop_outer`` so that the network also learns the pairs at a stack's ends;
     ``views``: the flows' symmetric averaging (``emrestore.alignment.symmetric_flow``)."""
 
-    def __init__(self, stack, trips, crop: int, augment: bool = True, jitter: float = 0.15,
-                 align: bool = False, margin: int = 32, z_step: int = 1,
-                 outer: np.ndarray | None = None, drop_outer: float = 0.15, views: int = 1):
+    def __init__(
+        self,
+        stack,
+        trips,
+        crop: int,
+        augment: bool = True,
+        jitter: float = 0.15,
+        align: bool = False,
+        margin: int = 32,
+        z_step: int = 1,
+        outer: np.ndarray | None = None,
+        drop_outer: float = 0.15,
+        views: int = 1,
+    ):
         self.stack, self.trips, self.crop = stack, trips, crop
         self.jitter, self.views = jitter, views
         self.augment, self.align, self.margin, self.drop_outer = augment, align, margin, drop_outer
-        self.outers = [outer_indices(outer, t[0], t[2], z_step) if outer is not None and align
-                       else (None, None) for t in trips]
+        self.outers = [
+            outer_indices(outer, t[0], t[2], z_step)
+            if outer is not None and align
+            else (None, None)
+            for t in trips
+        ]
         # Single missing sections are the common case: half of all draws.
         gaps = np.array([is_single_gap(t, z_step) for t in trips], float)
         n_single = gaps.sum()
@@ -108,24 +123,32 @@ class TripletSampler:
             a, z, b = self.trips[i]
             y, x = int(rng.integers(0, h - e + 1)), int(rng.integers(0, w - e + 1))
             win = (slice(y, y + e), slice(x, x + e))
-            below, above = (o if o is not None and rng.random() >= self.drop_outer else None
-                            for o in self.outers[i])
+            below, above = (
+                o if o is not None and rng.random() >= self.drop_outer else None
+                for o in self.outers[i]
+            )
             # [outer or a, a, z, b, outer or b], each section read once; sides: (outer present, its
             # gap in a-b distances).
             crops = {s: read_unit(self.stack, s, *win) for s in {below, a, z, b, above} - {None}}
             order = (a if below is None else below, a, z, b, b if above is None else above)
             t = np.stack([crops[s] for s in order])
-            sides = tuple(zip((below is not None, above is not None),
-                              outer_gaps(a, b, (below, above))))
+            sides = tuple(
+                zip((below is not None, above is not None), outer_gaps(a, b, (below, above)))
+            )
             pos = (z - a) / (b - a)
             if self.augment:
                 t, pos, sides = self._augment(t, pos, rng, sides)
             if self.align:
                 (has_a, gap_a), (has_b, gap_b) = sides
-                before, after = align_pair(t[1], t[3], pos,
-                                           outer=(t[0] if has_a else None, t[4] if has_b else None),
-                                           outer_gaps=(gap_a, gap_b), views=self.views)
-                t = np.stack([before, t[2], after])[:, m:m + c, m:m + c]
+                before, after = align_pair(
+                    t[1],
+                    t[3],
+                    pos,
+                    outer=(t[0] if has_a else None, t[4] if has_b else None),
+                    outer_gaps=(gap_a, gap_b),
+                    views=self.views,
+                )
+                t = np.stack([before, t[2], after])[:, m : m + c, m : m + c]
             else:
                 t = t[1:4]
             items.append(np.ascontiguousarray(t, dtype=np.float32))
@@ -138,8 +161,9 @@ class BatchQueue:
     thread ahead of the one training; the batch for iteration i from the generator seeded by
     (seed, i), so they depend only on the seed and a resumed fit draws new ones."""
 
-    def __init__(self, sampler: TripletSampler, size: int, seed: int, first_iteration: int,
-                 workers: int):
+    def __init__(
+        self, sampler: TripletSampler, size: int, seed: int, first_iteration: int, workers: int
+    ):
         self._sampler, self._size, self._seed = sampler, size, seed
         self._pool = ThreadPoolExecutor(max_workers=workers)
         self._index = itertools.count(first_iteration)  # the iteration each drawn batch is for

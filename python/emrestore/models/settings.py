@@ -49,7 +49,8 @@ class FitConfig:
         than ``KEEP_TOLERANCE_DB`` below the best one's (overfitting, or a late divergence); then,
         and with ``"best"``, the weights that scored best on the held-out validation triplets
         (checked every ``val_minutes`` and at the end). On two held-out sections the best score
-        is partly luck: over the ten fits of docs/interpolation.md the last weights scored as
+        is partly luck: over the ten fits of docs/archive/interpolation-log.md ("Which weights `fit`
+        keeps") the last weights scored as
         well on the test stacks, and on ISBI segmented better in seven of eight.
     seed: seeds the weights and every batch.
     workers: threads drawing batches (reading, augmenting, aligning) ahead of the training step
@@ -112,16 +113,20 @@ class FitConfig:
         names = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(overrides) - set(names))
         if unknown:
-            raise TypeError(f"fit: unknown setting(s) {', '.join(map(repr, unknown))}; "
-                            f"FitConfig has {', '.join(names)}")
+            raise TypeError(
+                f"fit: unknown setting(s) {', '.join(map(repr, unknown))}; "
+                f"FitConfig has {', '.join(names)}"
+            )
         if settings is None:
             return cls(**overrides)
         return dataclasses.replace(settings, **overrides) if overrides else settings
 
     def to_dict(self) -> dict:
         """The fields as JSON values (numpy scalars, as a caller may pass them, made Python's)."""
-        return {k: v.item() if isinstance(v, np.generic) else v
-                for k, v in dataclasses.asdict(self).items()}
+        return {
+            k: v.item() if isinstance(v, np.generic) else v
+            for k, v in dataclasses.asdict(self).items()
+        }
 
 
 def _number(value, name: str, low: float, *, inclusive: bool = False, none: bool = False) -> None:

@@ -50,8 +50,10 @@ def _check_stack(stack):
     if shape is None or len(shape) != 3:
         raise ValueError(f"fit: expected a stack [Z, H, W]; got shape {shape}")
     if shape[0] < 3:
-        raise ValueError(f"fit: need at least 3 sections (a clean section between two clean "
-                         f"neighbours); got {shape[0]}")
+        raise ValueError(
+            f"fit: need at least 3 sections (a clean section between two clean "
+            f"neighbours); got {shape[0]}"
+        )
     if not is_supported(stack.dtype):
         raise TypeError(f"fit: expected {DTYPE_NAMES} sections; got {stack.dtype}")
 
@@ -72,8 +74,9 @@ def _excluded(stack, exclude, detect: bool, progress: bool) -> np.ndarray:
     return exclude
 
 
-def _start(stack, folder: Path, config: InterpolationConfig | None, device: torch.device,
-           resume: bool) -> tuple[SepConvInterpolator, dict, dict | None]:
+def _start(
+    stack, folder: Path, config: InterpolationConfig | None, device: torch.device, resume: bool
+) -> tuple[SepConvInterpolator, dict, dict | None]:
     """The model, its training record and the best weights so far: from ``folder``'s checkpoint
     when resuming, else a fresh model standardised on up to eight of the stack's sections."""
     if resume:
@@ -91,12 +94,23 @@ def _start(stack, folder: Path, config: InterpolationConfig | None, device: torc
 
 def _describe(record: dict, s: FitConfig, shape, exclude, train, val, crop: int) -> None:
     """Writes this fit's data and settings into ``record`` (a resumed fit may change them)."""
-    record.update({"stack_shape": list(shape),
-                   "excluded_sections": np.flatnonzero(exclude).tolist(),
-                   "train_triplets": len(train), "val_targets": sorted({t[1] for t in val}),
-                   "loss": s.loss, "batch_size": s.batch_size, "crop": crop, "lr": s.lr,
-                   "clip_norm": s.clip_norm, "max_gap": s.max_gap, "z_step": s.z_step,
-                   "seed": s.seed, "keep": s.keep})
+    record.update(
+        {
+            "stack_shape": list(shape),
+            "excluded_sections": np.flatnonzero(exclude).tolist(),
+            "train_triplets": len(train),
+            "val_targets": sorted({t[1] for t in val}),
+            "loss": s.loss,
+            "batch_size": s.batch_size,
+            "crop": crop,
+            "lr": s.lr,
+            "clip_norm": s.clip_norm,
+            "max_gap": s.max_gap,
+            "z_step": s.z_step,
+            "seed": s.seed,
+            "keep": s.keep,
+        }
+    )
     record.pop("ssim_weight", None)
     record.pop("membrane_weight", None)
     if s.loss == "mse+ssim":
@@ -118,8 +132,16 @@ class _Run:
     """What a fit changes as it goes: the model, its optimizer and step size, the record, and the
     best-validated weights."""
 
-    def __init__(self, model, optimizer, record: dict, best_weights: dict | None,
-                 validation: Validation, settings: FitConfig, folder: Path):
+    def __init__(
+        self,
+        model,
+        optimizer,
+        record: dict,
+        best_weights: dict | None,
+        validation: Validation,
+        settings: FitConfig,
+        folder: Path,
+    ):
         self.model, self.optimizer, self.record = model, optimizer, record
         self.best_weights, self.validation, self.settings = best_weights, validation, settings
         self.folder, self.lr = folder, settings.lr
@@ -137,35 +159,60 @@ class _Run:
         """After a divergence (activations blown up, kernels saturated: it does not come back):
         on from the best weights with fresh moments and half the step size."""
         self.model.load_state_dict(self.best_weights)
-        self.optimizer = torch.optim.AdamW(self.model.parameters(), lr=self.lr,
-                                           weight_decay=self.settings.weight_decay)
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=self.lr, weight_decay=self.settings.weight_decay
+        )
         self.lr /= 2
         self.record.setdefault("restarts", []).append(
-            {"iteration": iteration, "val_psnr": val_psnr, "from": self.record["best"]["iteration"],
-             "lr": self.lr})
+            {
+                "iteration": iteration,
+                "val_psnr": val_psnr,
+                "from": self.record["best"]["iteration"],
+                "lr": self.lr,
+            }
+        )
 
     def save(self, seconds: float, iterations: int, val_psnr: float | None) -> None:
         """Checkpoints to the folder, shipping the weights ``keep`` asks for."""
         record, best = self.record, self.record.get("best")
-        record.update(seconds=round(seconds, 1), iterations=iterations, val_psnr=val_psnr,
-                      torch=torch.__version__, device=str(next(self.model.parameters()).device))
+        record.update(
+            seconds=round(seconds, 1),
+            iterations=iterations,
+            val_psnr=val_psnr,
+            torch=torch.__version__,
+            device=str(next(self.model.parameters()).device),
+        )
         use_best = self.best_weights is not None and (
-            record["keep"] == "best" or val_psnr is None
-            or val_psnr < best["val_psnr"] - KEEP_TOLERANCE_DB)
+            record["keep"] == "best"
+            or val_psnr is None
+            or val_psnr < best["val_psnr"] - KEEP_TOLERANCE_DB
+        )
         record["kept"] = (
             {"weights": "best", "iteration": best["iteration"], "val_psnr": best["val_psnr"]}
-            if use_best else {"weights": "last", "iteration": iterations, "val_psnr": val_psnr})
-        save_model(self.model, self.folder, json.loads(json.dumps(record)), self.optimizer,
-                   weights=self.best_weights if use_best else None, best=self.best_weights,
-                   fit_settings=self.settings.to_dict())
+            if use_best
+            else {"weights": "last", "iteration": iterations, "val_psnr": val_psnr}
+        )
+        save_model(
+            self.model,
+            self.folder,
+            json.loads(json.dumps(record)),
+            self.optimizer,
+            weights=self.best_weights if use_best else None,
+            best=self.best_weights,
+            fit_settings=self.settings.to_dict(),
+        )
 
 
 def _progress_bar(s: FitConfig, budget_s: float):
     from tqdm.auto import tqdm
 
     timed = s.minutes is not None
-    return tqdm(total=round(budget_s) if timed else s.iterations, desc="fit",
-                unit="s" if timed else "it", dynamic_ncols=True)
+    return tqdm(
+        total=round(budget_s) if timed else s.iterations,
+        desc="fit",
+        unit="s" if timed else "it",
+        dynamic_ncols=True,
+    )
 
 
 def _train(run: _Run, sampler: TripletSampler, device: torch.device, progress: bool) -> None:
@@ -207,21 +254,32 @@ def _train(run: _Run, sampler: TripletSampler, device: torch.device, progress: b
             if now - last_log > s.val_minutes * 60 or ending:
                 val_psnr, val_voi = run.validate(done_it + step)
                 best = record.get("best", {}).get("val_psnr")
-                if (val_psnr is not None and best is not None and val_psnr < best - COLLAPSE_DB
-                        and not ending):
+                if (
+                    val_psnr is not None
+                    and best is not None
+                    and val_psnr < best - COLLAPSE_DB
+                    and not ending
+                ):
                     run.restart(done_it + step, val_psnr)
-                record["history"].append({"iteration": done_it + step,
-                                          "seconds": round(done_s + now - start, 1),
-                                          "loss": round(running, 5), "val_psnr": val_psnr,
-                                          "val_voi": val_voi})
+                record["history"].append(
+                    {
+                        "iteration": done_it + step,
+                        "seconds": round(done_s + now - start, 1),
+                        "loss": round(running, 5),
+                        "val_psnr": val_psnr,
+                        "val_voi": val_voi,
+                    }
+                )
                 last_log = time.perf_counter()
             if now - last_ckpt > s.checkpoint_minutes * 60:
                 run.save(done_s + now - start, done_it + step, val_psnr)
                 last_ckpt = time.perf_counter()
             if bar is not None:
-                bar.set_postfix(loss=f"{running:.4f}",
-                                val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
-                                it=done_it + step)
+                bar.set_postfix(
+                    loss=f"{running:.4f}",
+                    val_psnr="-" if val_psnr is None else f"{val_psnr:.2f}",
+                    it=done_it + step,
+                )
                 bar.n = min(bar.total, round(now - start) if s.minutes is not None else step)
                 bar.refresh()
     finally:
@@ -232,10 +290,18 @@ def _train(run: _Run, sampler: TripletSampler, device: torch.device, progress: b
     run.save(done_s + time.perf_counter() - start, done_it + step, val_psnr)
 
 
-def fit(stack, folder, settings: FitConfig | None = None, *,
-        config: InterpolationConfig | None = None, exclude=None,
-        device: str | torch.device | None = None, resume: bool = False, progress: bool = True,
-        **overrides) -> FitResult:
+def fit(
+    stack,
+    folder,
+    settings: FitConfig | None = None,
+    *,
+    config: InterpolationConfig | None = None,
+    exclude=None,
+    device: str | torch.device | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    **overrides,
+) -> FitResult:
     """Trains the interpolation network on ``stack`` [Z, H, W] and saves it to ``folder``.
 
     Args:
@@ -266,20 +332,31 @@ def fit(stack, folder, settings: FitConfig | None = None, *,
     exclude = _excluded(stack, exclude, s.detect, progress)
     trips = triplets(~exclude, s.max_gap, s.z_step)
     if not trips:
-        raise ValueError(f"fit: no clean section has clean neighbours {s.z_step} section(s) away "
-                         f"on both sides ({int(exclude.sum())} of {z} sections excluded)")
+        raise ValueError(
+            f"fit: no clean section has clean neighbours {s.z_step} section(s) away "
+            f"on both sides ({int(exclude.sum())} of {z} sections excluded)"
+        )
     train, val = split_triplets(trips, s.val_fraction, s.z_step)
 
     model, record, best_weights = _start(stack, folder, config, device, resume)
     _describe(record, s, (z, h, w), exclude, train, val, crop)
     optimizer = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     if resume and (folder / "optimizer.pt").is_file():
-        optimizer.load_state_dict(torch.load(folder / "optimizer.pt", map_location=device,
-                                             weights_only=True))
+        optimizer.load_state_dict(
+            torch.load(folder / "optimizer.pt", map_location=device, weights_only=True)
+        )
     usable = ~exclude
     outer = usable if model.config.uses_outer_flow else None
-    sampler = TripletSampler(stack, train, crop, s.augment, align=model.config.align == "flow",
-                             z_step=s.z_step, outer=outer, views=TRAIN_FLOW_VIEWS)
+    sampler = TripletSampler(
+        stack,
+        train,
+        crop,
+        s.augment,
+        align=model.config.align == "flow",
+        z_step=s.z_step,
+        outer=outer,
+        views=TRAIN_FLOW_VIEWS,
+    )
     validation = Validation(stack, val, s.val_size, model.config, usable, s.z_step)
     run = _Run(model, optimizer, record, best_weights, validation, s, folder)
     _train(run, sampler, device, progress)

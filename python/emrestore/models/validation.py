@@ -26,8 +26,15 @@ class Validation:
     here, once, as ``interpolate`` aligns them (from the ``usable`` sections beyond them too, where
     the config uses them), so each validation only runs the network."""
 
-    def __init__(self, stack, trips, size: int, config: InterpolationConfig, usable: np.ndarray,
-                 z_step: int = 1):
+    def __init__(
+        self,
+        stack,
+        trips,
+        size: int,
+        config: InterpolationConfig,
+        usable: np.ndarray,
+        z_step: int = 1,
+    ):
         _, h, w = stack.shape
         y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
         win = (slice(y0, y0 + size), slice(x0, x0 + size))
@@ -35,12 +42,18 @@ class Validation:
         for a, t, b in trips:
             before, target, after = (read_unit(stack, s, *win) for s in (a, t, b))
             if config.align == "flow":
-                outer = (outer_indices(usable, a, b, z_step) if config.uses_outer_flow
-                         else (None, None))
+                outer = (
+                    outer_indices(usable, a, b, z_step) if config.uses_outer_flow else (None, None)
+                )
                 outer_crops = tuple(None if s is None else read_unit(stack, s, *win) for s in outer)
-                before, after = align_pair(before, after, 0.5, outer=outer_crops,
-                                           outer_gaps=outer_gaps(a, b, outer),
-                                           views=config.flow_views)
+                before, after = align_pair(
+                    before,
+                    after,
+                    0.5,
+                    outer=outer_crops,
+                    outer_gaps=outer_gaps(a, b, outer),
+                    views=config.flow_views,
+                )
             self.crops.append((before, target, after))
         self.labels = [segment(t) for _, t, _ in self.crops]
 
@@ -54,10 +67,15 @@ class Validation:
             return None, None
         was_training = model.training
         model.eval()
-        preds = [interpolate(model, a, b, 0.5, tile=None, aligned=True, detail=0.0)
-                 for a, _, b in self.crops]
+        preds = [
+            interpolate(model, a, b, 0.5, tile=None, aligned=True, detail=0.0)
+            for a, _, b in self.crops
+        ]
         model.train(was_training)
         value = float(np.mean([psnr(p, t) for p, (_, t, _) in zip(preds, self.crops)]))
-        voi = float(np.mean([segmentation_scores(p, labels)["voi"]
-                             for p, labels in zip(preds, self.labels)]))
+        voi = float(
+            np.mean(
+                [segmentation_scores(p, labels)["voi"] for p, labels in zip(preds, self.labels)]
+            )
+        )
         return value, voi

@@ -6,5 +6,17 @@ from .hough import chord_length, default_thetas, hough_lines, hough_peaks
 from .sepconv import sepconv
 from .warp import warp
 
-__all__ = ["sepconv", "warp", "fold_warp", "fold_field", "paper_fold", "hough_lines", "hough_peaks",
-           "chord_length", "default_thetas", "build_info", "backend", "fallback_reason"]
+__all__ = [
+    "sepconv",
+    "warp",
+    "fold_warp",
+    "fold_field",
+    "paper_fold",
+    "hough_lines",
+    "hough_peaks",
+    "chord_length",
+    "default_thetas",
+    "build_info",
+    "backend",
+    "fallback_reason",
+]

@@ -1,8 +1,8 @@
 """Loads the compiled operators, or explains once why the pure-PyTorch references stand in.
 
-EMRESTORE_BACKEND selects: ``auto`` (default: the extension when importable, else the references with
-one warning), ``extension`` (the extension or an ImportError) or ``reference`` (always the references;
-the benchmarks use it for their baselines).
+EMRESTORE_BACKEND selects: ``auto`` (default: the extension when importable, else the references
+with one warning), ``extension`` (the extension or an ImportError) or ``reference`` (always the
+references; the benchmarks use it for their baselines).
 """
 
 from __future__ import annotations
@@ -28,7 +28,8 @@ else:
     except ImportError as exc:
         if requested == "extension":
             raise ImportError(
-                f"EMRESTORE_BACKEND=extension but emrestore's compiled extension failed to import: {exc}"
+                "EMRESTORE_BACKEND=extension but emrestore's compiled extension failed to "
+                f"import: {exc}"
             ) from exc
         fallback_reason = f"the compiled extension emrestore._C failed to import ({exc})"
         warnings.warn(

@@ -26,12 +26,18 @@ def _as_image(image) -> torch.Tensor:
     if isinstance(image, np.ndarray):
         image = torch.from_numpy(np.ascontiguousarray(image))
     if not isinstance(image, torch.Tensor):
-        raise TypeError(f"hough_lines: expected a tensor or numpy array; got {type(image).__name__}")
+        raise TypeError(
+            f"hough_lines: expected a tensor or numpy array; got {type(image).__name__}"
+        )
     if image.dim() not in (2, 3):
-        raise ValueError(f"hough_lines: image must be [H, W] or [B, H, W]; got shape {list(image.shape)}")
+        raise ValueError(
+            f"hough_lines: image must be [H, W] or [B, H, W]; got shape {list(image.shape)}"
+        )
     if image.dtype not in (torch.bool, torch.uint8, torch.float32, torch.float64):
-        raise TypeError(f"hough_lines: image must be bool or uint8 (binary votes) or float32/float64 "
-                        f"(weighted votes); got {image.dtype}")
+        raise TypeError(
+            f"hough_lines: image must be bool or uint8 (binary votes) or float32/float64 "
+            f"(weighted votes); got {image.dtype}"
+        )
     if image.dtype.is_floating_point and not torch.isfinite(image).all():
         raise ValueError("hough_lines: the image contains NaN or infinite values")
     return image
@@ -41,16 +47,24 @@ def hough_lines(image, theta=None):
     """Hough accumulator of ``image`` [H, W] or [B, H, W] (bool/uint8: one vote per nonzero pixel;
     float32/64: each pixel votes with its value).
 
-    Returns ``(acc, thetas, rhos)``: acc [R, T] or [B, R, T] (int32 counts for binary votes, the image's
-    dtype for weighted ones), thetas [T] and rhos [R] float64 on the image's device.
+    Returns ``(acc, thetas, rhos)``: acc [R, T] or [B, R, T] (int32 counts for binary votes, the
+    image's dtype for weighted ones), thetas [T] and rhos [R] float64 on the image's device.
     """
     image = _as_image(image)
     squeeze = image.dim() == 2
     batch = image[None] if squeeze else image
-    theta = default_thetas() if theta is None else np.asarray(
-        theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=np.float64)
+    theta = (
+        default_thetas()
+        if theta is None
+        else np.asarray(
+            theta.detach().cpu() if isinstance(theta, torch.Tensor) else theta, dtype=np.float64
+        )
+    )
     if theta.ndim != 1 or theta.size == 0 or not np.isfinite(theta).all():
-        raise ValueError(f"hough_lines: theta must be a non-empty 1-D array of finite angles; got shape {theta.shape}")
+        raise ValueError(
+            "hough_lines: theta must be a non-empty 1-D array of finite angles; "
+            f"got shape {theta.shape}"
+        )
     # numpy's cos/sin, as scikit-image uses, so that binary accumulators agree exactly.
     cos_t = torch.from_numpy(np.cos(theta)).to(image.device)
     sin_t = torch.from_numpy(np.sin(theta)).to(image.device)
@@ -64,17 +78,23 @@ def hough_lines(image, theta=None):
 
 
 def chord_length(thetas: torch.Tensor, rhos: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """[R, T] length in pixels of each (rho, theta) line inside [0, W-1] x [0, H-1]: the vote count of
-    a complete line of one-pixel width."""
+    """[R, T] length in pixels of each (rho, theta) line inside [0, W-1] x [0, H-1]: the vote count
+    of a complete line of one-pixel width."""
     c, s = torch.cos(thetas)[None, :], torch.sin(thetas)[None, :]
     r = rhos[:, None]
     # Points r (c, s) + t (-s, c); intersect the t-ranges that keep x and y inside.
-    lo = torch.full(torch.broadcast_shapes(r.shape, c.shape), -math.inf, dtype=torch.float64, device=rhos.device)
+    lo = torch.full(
+        torch.broadcast_shapes(r.shape, c.shape), -math.inf, dtype=torch.float64, device=rhos.device
+    )
     hi = -lo
     for base, step, size in ((r * c, -s, width - 1), (r * s, c, height - 1)):
         flat = step.abs() < 1e-12
-        a = torch.where(flat, torch.full_like(lo, -math.inf), (0 - base) / torch.where(flat, 1.0, step))
-        b = torch.where(flat, torch.full_like(lo, math.inf), (size - base) / torch.where(flat, 1.0, step))
+        a = torch.where(
+            flat, torch.full_like(lo, -math.inf), (0 - base) / torch.where(flat, 1.0, step)
+        )
+        b = torch.where(
+            flat, torch.full_like(lo, math.inf), (size - base) / torch.where(flat, 1.0, step)
+        )
         inside = (base >= 0) & (base <= size)
         a = torch.where(flat & ~inside, torch.full_like(lo, math.inf), a)
         lo, hi = torch.maximum(lo, torch.minimum(a, b)), torch.minimum(hi, torch.maximum(a, b))
@@ -85,12 +105,23 @@ def _uniform_half_turn(thetas: np.ndarray) -> bool:
     if thetas.size < 2:
         return False
     step = np.diff(thetas)
-    return bool(np.allclose(step, step[0], rtol=0, atol=1e-9) and abs(step[0] * thetas.size - math.pi) < 1e-6)
+    return bool(
+        np.allclose(step, step[0], rtol=0, atol=1e-9)
+        and abs(step[0] * thetas.size - math.pi) < 1e-6
+    )
 
 
-def hough_peaks(acc, thetas, rhos, num_peaks: int = 10, min_distance: int = 9, min_angle: int = 10,
-                threshold: float | None = None, line_fraction: float | None = None,
-                image_shape: tuple[int, int] | None = None):
+def hough_peaks(
+    acc,
+    thetas,
+    rhos,
+    num_peaks: int = 10,
+    min_distance: int = 9,
+    min_angle: int = 10,
+    threshold: float | None = None,
+    line_fraction: float | None = None,
+    image_shape: tuple[int, int] | None = None,
+):
     """The strongest lines of a Hough accumulator, with non-maximum suppression that holds.
 
     A peak is a local maximum (>= its 8 neighbours) that reaches the threshold; peaks are taken by
@@ -108,8 +139,10 @@ def hough_peaks(acc, thetas, rhos, num_peaks: int = 10, min_distance: int = 9, m
     [B, R, T].
     """
     if not isinstance(acc, torch.Tensor) or acc.dim() not in (2, 3):
-        raise ValueError(f"hough_peaks: acc must be an [R, T] or [B, R, T] tensor; got "
-                         f"{getattr(acc, 'shape', type(acc).__name__)}")
+        raise ValueError(
+            f"hough_peaks: acc must be an [R, T] or [B, R, T] tensor; got "
+            f"{getattr(acc, 'shape', type(acc).__name__)}"
+        )
     squeeze = acc.dim() == 2
     batch = acc[None] if squeeze else acc
     r_, t_ = batch.shape[1:]
@@ -117,8 +150,10 @@ def hough_peaks(acc, thetas, rhos, num_peaks: int = 10, min_distance: int = 9, m
     thetas = torch.as_tensor(thetas, dtype=torch.float64).detach().cpu()
     rhos = torch.as_tensor(rhos, dtype=torch.float64).detach().cpu()
     if thetas.shape != (t_,) or rhos.shape != (r_,):
-        raise ValueError(f"hough_peaks: thetas [{t_}] and rhos [{r_}] must match the accumulator "
-                         f"{list(acc.shape)}; got {list(thetas.shape)} and {list(rhos.shape)}")
+        raise ValueError(
+            f"hough_peaks: thetas [{t_}] and rhos [{r_}] must match the accumulator "
+            f"{list(acc.shape)}; got {list(thetas.shape)} and {list(rhos.shape)}"
+        )
     if threshold is None and line_fraction is None:
         thr = 0.5 * batch.reshape(len(batch), -1).amax(1).double().view(-1, 1, 1)
     else:
@@ -159,5 +194,8 @@ if available:
     @torch.library.register_fake("emrestore::hough_peaks")
     def _hough_peaks_fake(acc, threshold, num_peaks, min_distance, min_angle, wrap):
         b = acc.shape[0]
-        return (acc.new_empty((b, num_peaks), dtype=torch.int64), acc.new_empty((b, num_peaks), dtype=torch.int64),
-                acc.new_empty((b,), dtype=torch.int64))
+        return (
+            acc.new_empty((b, num_peaks), dtype=torch.int64),
+            acc.new_empty((b, num_peaks), dtype=torch.int64),
+            acc.new_empty((b,), dtype=torch.int64),
+        )

@@ -55,12 +55,14 @@ def _check(input, vertical, horizontal, padding) -> None:
         )
     b, k, h, w = vertical.shape
     if k < 1:
-        raise ValueError(f"sepconv: kernels need at least one tap (K >= 1); got shape {_shape(vertical)}")
+        raise ValueError(
+            f"sepconv: kernels need at least one tap (K >= 1); got shape {_shape(vertical)}"
+        )
     pad = k - 1 if padding == "none" else 0
     if list(input.shape) != [b, input.shape[1], h + pad, w + pad] or input.shape[1] < 1:
         raise ValueError(
-            f"sepconv: with padding={padding!r} and kernels of shape {_shape(vertical)} the input must "
-            f"be [{b}, C, {h + pad}, {w + pad}]; got shape {_shape(input)}"
+            f"sepconv: with padding={padding!r} and kernels of shape {_shape(vertical)} "
+            f"the input must be [{b}, C, {h + pad}, {w + pad}]; got shape {_shape(input)}"
         )
     if not (input.dtype == vertical.dtype == horizontal.dtype) or not input.dtype.is_floating_point:
         raise TypeError(
@@ -86,9 +88,15 @@ if available:
     def _sepconv_backward_fake(grad_output, input, vertical, horizontal, padding, output_mask):
         empty = input.new_empty((0,))
         return (
-            torch.empty_like(input, memory_format=torch.contiguous_format) if output_mask[0] else empty,
-            torch.empty_like(vertical, memory_format=torch.contiguous_format) if output_mask[1] else empty,
-            torch.empty_like(horizontal, memory_format=torch.contiguous_format) if output_mask[2] else empty,
+            torch.empty_like(input, memory_format=torch.contiguous_format)
+            if output_mask[0]
+            else empty,
+            torch.empty_like(vertical, memory_format=torch.contiguous_format)
+            if output_mask[1]
+            else empty,
+            torch.empty_like(horizontal, memory_format=torch.contiguous_format)
+            if output_mask[2]
+            else empty,
         )
 
     def _setup_context(ctx, inputs, output):

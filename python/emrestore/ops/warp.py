@@ -15,7 +15,8 @@ PADDINGS = reference.warp.PADDINGS
 def warp(
     input: torch.Tensor, flow: torch.Tensor, mode: str = "bilinear", padding: str = "border"
 ) -> torch.Tensor:
-    """Backward warping: ``out[b, :, y, x] = input[b, :, y + flow[b, 1, y, x], x + flow[b, 0, y, x]]``.
+    """Backward warping:
+    ``out[b, :, y, x] = input[b, :, y + flow[b, 1, y, x], x + flow[b, 0, y, x]]``.
 
     Args:
         input: [B, C, Hin, Win] image.
@@ -44,15 +45,18 @@ def _check(input, flow, mode, padding) -> None:
         raise ValueError(f"warp: input must be [B, C, H, W]; got shape {list(input.shape)}")
     if flow.dim() != 4 or flow.shape[1] != 2 or flow.shape[0] != input.shape[0]:
         raise ValueError(
-            f"warp: flow must be [{input.shape[0]}, 2, H, W] for input of shape {list(input.shape)}; "
-            f"got shape {list(flow.shape)}"
+            f"warp: flow must be [{input.shape[0]}, 2, H, W] "
+            f"for input of shape {list(input.shape)}; got shape {list(flow.shape)}"
         )
     if input.dtype != flow.dtype or not input.dtype.is_floating_point:
         raise TypeError(
-            f"warp: input and flow must share one floating-point dtype; got {input.dtype}, {flow.dtype}"
+            "warp: input and flow must share one floating-point dtype; "
+            f"got {input.dtype}, {flow.dtype}"
         )
     if input.device != flow.device:
-        raise ValueError(f"warp: input and flow must be on one device; got {input.device}, {flow.device}")
+        raise ValueError(
+            f"warp: input and flow must be on one device; got {input.device}, {flow.device}"
+        )
 
 
 if available:
@@ -66,8 +70,12 @@ if available:
     def _warp_backward_fake(grad_output, input, flow, mode, padding, output_mask):
         empty = input.new_empty((0,))
         return (
-            torch.empty_like(input, memory_format=torch.contiguous_format) if output_mask[0] else empty,
-            torch.empty_like(flow, memory_format=torch.contiguous_format) if output_mask[1] else empty,
+            torch.empty_like(input, memory_format=torch.contiguous_format)
+            if output_mask[0]
+            else empty,
+            torch.empty_like(flow, memory_format=torch.contiguous_format)
+            if output_mask[1]
+            else empty,
         )
 
     def _setup_context(ctx, inputs, output):
@@ -78,7 +86,9 @@ if available:
     def _backward(ctx, grad_output):
         input, flow = ctx.saved_tensors
         mask = [bool(m) for m in ctx.needs_input_grad[:2]]
-        grads = torch.ops.emrestore.warp_backward(grad_output, input, flow, ctx.mode, ctx.padding, mask)
+        grads = torch.ops.emrestore.warp_backward(
+            grad_output, input, flow, ctx.mode, ctx.padding, mask
+        )
         return tuple(g if m else None for g, m in zip(grads, mask)) + (None, None)
 
     torch.library.register_autograd("emrestore::warp", _backward, setup_context=_setup_context)

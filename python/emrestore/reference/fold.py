@@ -16,13 +16,17 @@ def fold_field(vertices, profile, params, height: int, width: int):
     b, f, p, _ = vertices.shape
     dt, dev = vertices.dtype, vertices.device
     ys, xs = torch.meshgrid(
-        torch.arange(height, dtype=dt, device=dev), torch.arange(width, dtype=dt, device=dev), indexing="ij"
+        torch.arange(height, dtype=dt, device=dev),
+        torch.arange(width, dtype=dt, device=dev),
+        indexing="ij",
     )
     pix = torch.stack([xs, ys], -1).view(1, 1, 1, height * width, 2)  # [1, 1, 1, N, 2]
     a = vertices[:, :, :-1, None, :]  # [B, F, P-1, 1, 2]
     e = vertices[:, :, 1:, None, :] - a
     len2 = (e * e).sum(-1)
-    t = torch.where(len2 > 0, ((pix - a) * e).sum(-1) / len2.clamp_min(1e-30), torch.zeros_like(len2))
+    t = torch.where(
+        len2 > 0, ((pix - a) * e).sum(-1) / len2.clamp_min(1e-30), torch.zeros_like(len2)
+    )
     t = t.clamp(0, 1)  # [B, F, P-1, N]
     q = a + t[..., None] * e
     d2 = ((pix - q) ** 2).sum(-1)

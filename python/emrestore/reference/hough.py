@@ -18,7 +18,9 @@ def _round_half_away(r: torch.Tensor) -> torch.Tensor:
     return t + (f >= 0.5).to(r.dtype) - (f <= -0.5).to(r.dtype)
 
 
-def hough_lines(image: torch.Tensor, cos_theta: torch.Tensor, sin_theta: torch.Tensor) -> torch.Tensor:
+def hough_lines(
+    image: torch.Tensor, cos_theta: torch.Tensor, sin_theta: torch.Tensor
+) -> torch.Tensor:
     """Accumulator [B, R, T] of image [B, H, W] (see ``emrestore.ops.hough_lines``)."""
     b_, h, w = image.shape
     t_ = cos_theta.numel()
@@ -73,8 +75,10 @@ def hough_peaks(acc, threshold, num_peaks: int, min_distance: int, min_angle: in
         n = int(count[b])
         if n >= num_peaks:
             continue
-        if any(conflict(r, t, int(rho[b, k]), int(theta[b, k]), r_, t_, min_distance, min_angle, wrap)
-               for k in range(n)):
+        if any(
+            conflict(r, t, int(rho[b, k]), int(theta[b, k]), r_, t_, min_distance, min_angle, wrap)
+            for k in range(n)
+        ):
             continue
         rho[b, n], theta[b, n], count[b] = r, t, n + 1
     return rho.to(acc.device), theta.to(acc.device), count.to(acc.device)

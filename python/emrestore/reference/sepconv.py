@@ -17,8 +17,8 @@ _NUMPY_MODE = {"replicate": "edge", "reflect": "reflect"}
 def pad_input(input: torch.Tensor, k: int, padding: str) -> torch.Tensor:
     """Pads [B, C, H, W] by k//2 before and (k-1)//2 after along H and W.
 
-    'reflect' mirrors without repeating the edge, repeatedly for pads wider than the image, exactly as
-    numpy.pad(mode='reflect'), whose index map this uses.
+    'reflect' mirrors without repeating the edge, repeatedly for pads wider than the image, exactly
+    as numpy.pad(mode='reflect'), whose index map this uses.
     """
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}; got {padding!r}")
@@ -39,9 +39,10 @@ def _padded(input, vertical, padding):
 
 
 def sepconv_loop(input, vertical, horizontal, padding: str = "replicate") -> torch.Tensor:
-    """Loop of shifted multiply-adds over the K*K taps: each step touches one image-sized plane, so it
-    stays in cache. The fastest pure-PyTorch formulation, with a backward of the same kind (autograd
-    through K*K small ops would be many times slower): the fallback and the benchmark baseline."""
+    """Loop of shifted multiply-adds over the K*K taps: each step touches one image-sized plane, so
+    it stays in cache. The fastest pure-PyTorch formulation, with a backward of the same kind
+    (autograd through K*K small ops would be many times slower): the fallback and the benchmark
+    baseline."""
     k = vertical.shape[1]
     if not torch.is_grad_enabled() or not any(
         t.requires_grad for t in (input, vertical, horizontal)

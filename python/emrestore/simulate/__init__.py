@@ -15,6 +15,18 @@ from .sp import simulate_sp
 from .stack import FLY_BRAIN_RATES, StackSimulation, plan_artifacts, simulate_stack
 
 __all__ = [
-    "Artifact", "BITS", "FLY_BRAIN_RATES", "LogUniform", "MS", "SFF", "SP", "StackSimulation",
-    "invert_flow", "plan_artifacts", "simulate_ms", "simulate_sff", "simulate_sp", "simulate_stack",
+    "Artifact",
+    "BITS",
+    "FLY_BRAIN_RATES",
+    "LogUniform",
+    "MS",
+    "SFF",
+    "SP",
+    "StackSimulation",
+    "invert_flow",
+    "plan_artifacts",
+    "simulate_ms",
+    "simulate_sff",
+    "simulate_sp",
+    "simulate_stack",
 ]

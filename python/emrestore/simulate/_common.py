@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import numpy as np
 
@@ -47,8 +48,9 @@ class LogUniform:
         return f"LogUniform({self.low}, {self.high})"
 
 
-# A parameter is a fixed number, a (low, high) range drawn uniformly, or a callable of the generator.
-Spec = Union[float, int, tuple, list, LogUniform, Callable[[np.random.Generator], float]]
+# A parameter is a fixed number, a (low, high) range drawn uniformly, or a callable of
+# the generator.
+Spec = float | int | tuple | list | LogUniform | Callable[[np.random.Generator], float]
 
 
 def draw(rng: np.random.Generator, spec: Spec, name: str = "parameter") -> float:
@@ -69,17 +71,6 @@ def generator(seed) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-
-
-
-
-
-
-
-
-
-
 def smoothstep(u: np.ndarray) -> np.ndarray:
     u = np.clip(u, 0.0, 1.0)
     return u * u * (3.0 - 2.0 * u)
-

@@ -21,7 +21,9 @@ def _fill(rng, kind: str, shape, section: np.ndarray, scale: float) -> np.ndarra
     if kind == "constant":
         return np.full(shape, rng.uniform(0, 1) * scale, np.float32)
     # Noise of an empty acquisition: the section's mean and spread, slightly correlated.
-    noise = ndimage.gaussian_filter(rng.standard_normal(shape).astype(np.float32), rng.uniform(0, 1.5))
+    noise = ndimage.gaussian_filter(
+        rng.standard_normal(shape).astype(np.float32), rng.uniform(0, 1.5)
+    )
     noise /= noise.std() + 1e-12
     return section.mean() + rng.uniform(0.3, 1.0) * section.std() * noise
 
@@ -34,7 +36,9 @@ def _lost_region(rng, h: int, w: int, fraction: float) -> np.ndarray:
     wave = np.zeros_like(along)
     span = math.hypot(h, w)
     for k in range(1, 4):
-        wave += rng.normal(0, 0.04 * span / k) * np.sin(2 * math.pi * k * along / span + rng.uniform(0, 6.3))
+        wave += rng.normal(0, 0.04 * span / k) * np.sin(
+            2 * math.pi * k * along / span + rng.uniform(0, 6.3)
+        )
     level = xx * math.cos(theta) + yy * math.sin(theta) + wave
     n_lost = int(round(fraction * h * w))
     order = np.argsort(level, axis=None, kind="stable")[:n_lost]
@@ -61,12 +65,16 @@ def simulate_ms(
     if isinstance(mode, dict):
         unknown = set(mode) - set(MODES)
         if unknown or not mode or min(mode.values()) < 0 or sum(mode.values()) <= 0:
-            raise ValueError(f"simulate_ms: mode probabilities must be non-negative over {MODES}; got {mode}")
+            raise ValueError(
+                f"simulate_ms: mode probabilities must be non-negative over {MODES}; got {mode}"
+            )
         names = list(mode)
         p = np.array([mode[k] for k in names], float)
         mode = names[rng.choice(len(names), p=p / p.sum())]
     elif mode not in MODES:
-        raise ValueError(f"simulate_ms: mode must be one of {MODES} or a dict of probabilities; got {mode!r}")
+        raise ValueError(
+            f"simulate_ms: mode must be one of {MODES} or a dict of probabilities; got {mode!r}"
+        )
     h, w = section.shape
     scale = full_scale(section.dtype)
     params: dict = {"mode": mode}
@@ -82,5 +90,10 @@ def simulate_ms(
     else:
         region = np.ones((h, w), bool)
         out = _fill(rng, mode, (h, w), section, scale)
-    return Artifact(kind="ms", image=to_dtype(out, section.dtype), mask=region,
-                    alpha=region.astype(np.float32), params=jsonable(params))
+    return Artifact(
+        kind="ms",
+        image=to_dtype(out, section.dtype),
+        mask=region,
+        alpha=region.astype(np.float32),
+        params=jsonable(params),
+    )

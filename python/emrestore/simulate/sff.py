@@ -6,8 +6,8 @@ the section, black band of half-width w_l ~ U(5, 20), fold width w_f ~ U(w_l, 80
 s ~ U(1e-5, 0.1). ``"realistic"`` (default) follows the statistics of real folds more closely:
 amplitudes w_f - w_l of 4-20 px (real folds: about 11, at most 20) decaying over hundreds to
 thousands of pixels, curved centre lines, partial folds that end inside the section with a tapering
-band, band width varying along the fold, asymmetric sides, and a band that shows the darkened overlap
-of the two film layers with soft edges and noise (black in a share of folds).
+band, band width varying along the fold, asymmetric sides, and a band that shows the darkened
+overlap of the two film layers with soft edges and noise (black in a share of folds).
 """
 
 from __future__ import annotations
@@ -43,8 +43,23 @@ def _smooth_wave(rng: np.random.Generator, s: np.ndarray, harmonics: int = 3) ->
     return wave / max(np.abs(wave).max(), 1e-12)
 
 
-def _realistic_fold(rng, h, w, *, half_width, amplitude, slope, bend, partial, width_variation,
-                    asymmetry, black_band, band_level, band_softness, n_vertices=24):
+def _realistic_fold(
+    rng,
+    h,
+    w,
+    *,
+    half_width,
+    amplitude,
+    slope,
+    bend,
+    partial,
+    width_variation,
+    asymmetry,
+    black_band,
+    band_level,
+    band_softness,
+    n_vertices=24,
+):
     theta = rng.uniform(0, math.pi)
     ux, uy = math.cos(theta), math.sin(theta)
     nx, ny = -uy, ux
@@ -96,9 +111,20 @@ def _realistic_fold(rng, h, w, *, half_width, amplitude, slope, bend, partial, w
     gains = [1.0, draw(rng, asymmetry, "asymmetry")]
     rng.shuffle(gains)
     level = 0.0 if rng.uniform() < black_band else draw(rng, band_level, "band_level")
-    params = [draw(rng, slope, "slope"), gains[0], gains[1], level, draw(rng, band_softness, "band_softness")]
-    record = {"type": "partial" if is_partial else "spanning", "angle": theta,
-              "half_width": wl0, "amplitude": amp0, "width_variation": vary}
+    params = [
+        draw(rng, slope, "slope"),
+        gains[0],
+        gains[1],
+        level,
+        draw(rng, band_softness, "band_softness"),
+    ]
+    record = {
+        "type": "partial" if is_partial else "spanning",
+        "angle": theta,
+        "half_width": wl0,
+        "amplitude": amp0,
+        "width_variation": vary,
+    }
     return np.concatenate(verts), np.concatenate(prof), np.array(params), record
 
 
@@ -108,8 +134,9 @@ def _paper_fold(rng, h, w, *, half_width, fold_width, slope):
     theta = rng.uniform(0, math.pi)
     point = (rng.uniform(0.15, 0.85) * (w - 1), rng.uniform(0.15, 0.85) * (h - 1))
     s = draw(rng, slope, "slope")
-    v, p, q = ops.paper_fold(h, w, point=point, angle=theta, half_width=wl, fold_width=wf, slope=s,
-                             dtype=torch.float64)
+    v, p, q = ops.paper_fold(
+        h, w, point=point, angle=theta, half_width=wl, fold_width=wf, slope=s, dtype=torch.float64
+    )
     record = {"type": "paper", "angle": theta, "half_width": wl, "fold_width": wf}
     return v[0, 0].numpy(), p[0, 0].numpy(), q[0, 0].numpy(), record
 
@@ -127,15 +154,18 @@ def _pad_vertices(folds):
 
 
 def _norm2(v: torch.Tensor) -> torch.Tensor:
-    """Squared length of [B, 2, H, W] vectors as [B, 1, H, W] (much faster than norm(dim=1) on CPU)."""
+    """Squared length of [B, 2, H, W] vectors as [B, 1, H, W] (much faster than norm(dim=1) on
+    CPU)."""
     return v[:, 0:1] * v[:, 0:1] + v[:, 1:2] * v[:, 1:2]
 
 
-def invert_flow(flow: torch.Tensor, iterations: int = 30, tol: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+def invert_flow(
+    flow: torch.Tensor, iterations: int = 30, tol: float = 1e-3
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Inverse of a backward warp: g with p = q + g(q) solving p + flow(p) = q, by the fixed-point
     iteration g <- -flow(q + g) (a contraction where the flow's slope is below 1, as in the fold
-    model). Returns g [B, 2, H, W] and a bool [B, 1, H, W] of the pixels q that have no such p inside
-    the image (content squeezed out, or pushed out of the field of view)."""
+    model). Returns g [B, 2, H, W] and a bool [B, 1, H, W] of the pixels q that have no such p
+    inside the image (content squeezed out, or pushed out of the field of view)."""
     g = -flow
     history = []
     for _ in range(iterations):
@@ -145,7 +175,9 @@ def invert_flow(flow: torch.Tensor, iterations: int = 30, tol: float = 1e-3) -> 
         unsettled = int((_norm2(g_next - g) > tol * tol).sum())
         g = g_next
         history.append(unsettled)
-        if unsettled == 0 or (len(history) >= 2 and history[-2] - unsettled < 1e-4 * g[0, 0].numel()):
+        if unsettled == 0 or (
+            len(history) >= 2 and history[-2] - unsettled < 1e-4 * g[0, 0].numel()
+        ):
             break
     h, w = flow.shape[-2:]
     ys = torch.arange(h, dtype=flow.dtype).view(h, 1)
@@ -180,14 +212,14 @@ def simulate_sff(
 ) -> Artifact:
     """Adds support-film folds to one section (``image`` [H, W], or ``image[index]`` of a stack).
 
-    Every parameter is a number, a (low, high) range drawn uniformly, or a callable of the generator;
-    ``n_folds`` is rounded. Defaults depend on the ``preset`` ("realistic" or "paper", see the
-    module): ``half_width`` (w_l) U(5, 20) for both; ``slope`` log-uniform over [2e-3, 5e-2]
+    Every parameter is a number, a (low, high) range drawn uniformly, or a callable of the
+    generator; ``n_folds`` is rounded. Defaults depend on the ``preset`` ("realistic" or "paper",
+    see the module): ``half_width`` (w_l) U(5, 20) for both; ``slope`` log-uniform over [2e-3, 5e-2]
     (realistic) or U(1e-5, 0.1) (paper, with ``fold_width`` w_f; realistic uses ``amplitude``
     w_f - w_l). ``partial`` is the probability that a fold ends inside the section, ``black_band``
     that its band is black rather than a darkened overlap. With ``return_flow`` the result carries
-    the applied flow, its inverse and the lost pixels (the unfolding network's targets); without, the
-    inversion is skipped.
+    the applied flow, its inverse and the lost pixels (the unfolding network's targets); without,
+    the inversion is skipped.
     """
     section = check_section(image, index, "simulate_sff")
     if preset not in PRESETS:
@@ -201,13 +233,28 @@ def simulate_sff(
     else:
         slope = LogUniform(2e-3, 5e-2) if slope is None else slope
         count = max(1, int(round(draw(rng, n_folds, "n_folds"))))
-        folds = [_realistic_fold(rng, h, w, half_width=half_width, amplitude=amplitude, slope=slope,
-                                 bend=bend, partial=partial, width_variation=width_variation,
-                                 asymmetry=asymmetry, black_band=black_band, band_level=band_level,
-                                 band_softness=band_softness) for _ in range(count)]
+        folds = [
+            _realistic_fold(
+                rng,
+                h,
+                w,
+                half_width=half_width,
+                amplitude=amplitude,
+                slope=slope,
+                bend=bend,
+                partial=partial,
+                width_variation=width_variation,
+                asymmetry=asymmetry,
+                black_band=black_band,
+                band_level=band_level,
+                band_softness=band_softness,
+            )
+            for _ in range(count)
+        ]
     work = work_dtype(section.dtype)
-    vertices, profile, params = (t.to(torch.float64 if work == np.float64 else torch.float32)
-                                 for t in _pad_vertices(folds))
+    vertices, profile, params = (
+        t.to(torch.float64 if work == np.float64 else torch.float32) for t in _pad_vertices(folds)
+    )
     x = torch.from_numpy(section.astype(work))[None, None]
     flow = inverse = lost = None
     with torch.no_grad():
@@ -218,7 +265,8 @@ def simulate_sff(
             hidden = ops.warp(alpha_t, inv_t, "bilinear", "border") > 0  # under the band
             flow, inverse = flow_t[0].numpy(), inv_t[0].numpy()
             lost = (unreachable | hidden)[0, 0].numpy()
-        # Pixels the folds leave alone keep their exact value (resampling at a zero offset can round).
+        # Pixels the folds leave alone keep their exact value (resampling at a zero offset
+        # can round).
         untouched = (alpha_t == 0) & (flow_t[:, :1] == 0) & (flow_t[:, 1:] == 0)
         out = torch.where(untouched, x, out)
     alpha = alpha_t[0, 0].numpy()
@@ -230,8 +278,23 @@ def simulate_sff(
         out[band] += alpha[band] * rng.normal(0, noise_sd, int(band.sum())).astype(work)
     record = {"preset": preset, "folds": []}
     for v, p, q, rec in folds:
-        rec.update(vertices=v, profile=p, slope=q[0], gain_left=q[1], gain_right=q[2],
-                   band_level=q[3], band_softness=q[4])
+        rec.update(
+            vertices=v,
+            profile=p,
+            slope=q[0],
+            gain_left=q[1],
+            gain_right=q[2],
+            band_level=q[3],
+            band_softness=q[4],
+        )
         record["folds"].append(rec)
-    return Artifact(kind="sff", image=to_dtype(out, section.dtype), mask=alpha > 0, alpha=alpha,
-                    params=jsonable(record), flow=flow, inverse_flow=inverse, lost=lost)
+    return Artifact(
+        kind="sff",
+        image=to_dtype(out, section.dtype),
+        mask=alpha > 0,
+        alpha=alpha,
+        params=jsonable(record),
+        flow=flow,
+        inverse_flow=inverse,
+        lost=lost,
+    )

@@ -1,8 +1,8 @@
 """Degrading a whole stack at given per-section rates, with a manifest of what was done where.
 
 Which sections get which artifact is drawn first (the plan); each section is then degraded with its
-own generator seeded by (seed, section index, artifact), so a section's result does not depend on the
-order of processing and a volume can be degraded in parallel pieces with the same outcome.
+own generator seeded by (seed, section index, artifact), so a section's result does not depend on
+the order of processing and a volume can be degraded in parallel pieces with the same outcome.
 """
 
 from __future__ import annotations
@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..conventions import BITS, SUPPORTED_DTYPES, from_unit, intensity_range, jsonable, to_range_unit
+from ..conventions import (
+    BITS,
+    SUPPORTED_DTYPES,
+    from_unit,
+    intensity_range,
+    jsonable,
+    to_range_unit,
+)
 from ..version import __version__
 from .ms import simulate_ms
 from .sff import simulate_sff
@@ -36,9 +43,13 @@ def _count(rng, rate: float, n: int) -> int:
     return int(expected) + int(rng.uniform() < expected - int(expected))  # stochastic rounding
 
 
-def plan_artifacts(n_sections: int, rates: dict[str, float], rng: np.random.Generator,
-                   run_lengths: dict[int, float] = DEFAULT_RUN_LENGTHS,
-                   keep_ends: bool = True) -> dict[int, list[str]]:
+def plan_artifacts(
+    n_sections: int,
+    rates: dict[str, float],
+    rng: np.random.Generator,
+    run_lengths: dict[int, float] = DEFAULT_RUN_LENGTHS,
+    keep_ends: bool = True,
+) -> dict[int, list[str]]:
     """Chooses the sections of each artifact: ``rates[kind] * n_sections`` sections per kind
     (stochastically rounded). Missing sections come in runs (lengths drawn from ``run_lengths``),
     separated by at least one intact section and, with ``keep_ends``, never the first or the last
@@ -46,7 +57,9 @@ def plan_artifacts(n_sections: int, rates: dict[str, float], rng: np.random.Gene
     that are not missing, and may share one."""
     unknown = set(rates) - set(BITS)
     if unknown:
-        raise ValueError(f"unknown artifact kinds {sorted(unknown)}; expected some of {sorted(BITS)}")
+        raise ValueError(
+            f"unknown artifact kinds {sorted(unknown)}; expected some of {sorted(BITS)}"
+        )
     for kind, rate in rates.items():
         if not 0 <= rate <= 1:
             raise ValueError(f"rate of {kind!r} must be in [0, 1]; got {rate}")
@@ -58,14 +71,15 @@ def plan_artifacts(n_sections: int, rates: dict[str, float], rng: np.random.Gene
     probs = np.array([run_lengths[k] for k in run_lengths], float)
     while todo > 0:
         length = min(int(lengths[rng.choice(len(lengths), p=probs / probs.sum())]), todo)
-        starts = [s for s in range(lo, hi - length + 1)
-                  if not missing[s:s + length + 2].any()]  # the run and its two neighbours are free
+        starts = [
+            s for s in range(lo, hi - length + 1) if not missing[s : s + length + 2].any()
+        ]  # the run and its two neighbours are free
         if not starts:
             if length == 1:
                 break  # the stack is full
             continue
         s = starts[rng.integers(len(starts))]
-        missing[s + 1:s + 1 + length] = True
+        missing[s + 1 : s + 1 + length] = True
         for z in range(s, s + length):
             plan.setdefault(z, []).append("ms")
         todo -= length
@@ -98,8 +112,8 @@ def simulate_stack(
     ``simulate_sp`` (e.g. ``sff={"preset": "paper"}``). ``volume`` may be any array with numpy-style
     indexing (numpy, memmap, zarr, h5py), read one section at a time; the degraded stack is written
     to ``out`` if given (an array of the same shape and dtype), otherwise to a new numpy array.
-    ``volume`` is never modified. With ``return_flows`` the fold sections' flow, inverse flow and lost
-    pixels are kept in ``flows``.
+    ``volume`` is never modified. With ``return_flows`` the fold sections' flow, inverse flow and
+    lost pixels are kept in ``flows``.
     """
     shape = tuple(getattr(volume, "shape", ()))
     if len(shape) != 3:
@@ -110,16 +124,22 @@ def simulate_stack(
     if dtype.type not in SUPPORTED_DTYPES:
         raise TypeError(f"simulate_stack: expected uint8, uint16, float32 or float64; got {dtype}")
     if out is not None and (tuple(out.shape) != shape or np.dtype(out.dtype) != dtype):
-        raise ValueError(f"simulate_stack: out must have shape {shape} and dtype {dtype}; got "
-                         f"{tuple(out.shape)} {out.dtype}")
+        raise ValueError(
+            f"simulate_stack: out must have shape {shape} and dtype {dtype}; got "
+            f"{tuple(out.shape)} {out.dtype}"
+        )
     if out is volume:
-        raise ValueError("simulate_stack: out must not be the input volume (inputs are never modified)")
+        raise ValueError(
+            "simulate_stack: out must not be the input volume (inputs are never modified)"
+        )
     rates = dict(FLY_BRAIN_RATES if rates is None else rates)
     if isinstance(seed, np.random.Generator):
         seed = int(seed.integers(2**63))
     elif seed is None:
         seed = int(np.random.SeedSequence().entropy % 2**63)
-    plan = plan_artifacts(shape[0], rates, np.random.default_rng([seed, 0x5EC7]), run_lengths, keep_ends)
+    plan = plan_artifacts(
+        shape[0], rates, np.random.default_rng([seed, 0x5EC7]), run_lengths, keep_ends
+    )
     options = {"ms": dict(ms or {}), "sff": dict(sff or {}), "sp": dict(sp or {})}
     for kind, kwargs in options.items():
         if "seed" in kwargs:
@@ -151,7 +171,9 @@ def simulate_stack(
             if unit is section:
                 section = art.image
             else:  # mapped back; the pixels it left alone keep their exact values
-                section = np.where(art.image == unit, section, from_unit(art.image, dtype, value_range))
+                section = np.where(
+                    art.image == unit, section, from_unit(art.image, dtype, value_range)
+                )
             masks[z][art.mask] |= BITS[kind]
             record.append({"kind": kind, "params": art.params})
             if kind == "sff" and return_flows:
@@ -167,7 +189,10 @@ def simulate_stack(
         "dtype": str(dtype),
         "mask_bits": dict(BITS),
         "counts": counts,
-        "options": {k: {key: repr(v) if callable(v) else v for key, v in o.items()} for k, o in options.items()},
+        "options": {
+            k: {key: repr(v) if callable(v) else v for key, v in o.items()}
+            for k, o in options.items()
+        },
         "sections": sections,
     }
     return StackSimulation(volume=result, masks=masks, manifest=jsonable(manifest), flows=flows)
