@@ -1,17 +1,22 @@
 """The artifact simulators: determinism, masks equal to the changed pixels, the published formulas,
 fold geometry and flows, stack plans, and errors on bad input."""
 
-
 import numpy as np
 import pytest
 import torch
-from scipy import ndimage
-
 from emrestore import ops
 from emrestore.phantom import make_phantom
-from emrestore.simulate import BITS, LogUniform, plan_artifacts, simulate_ms, simulate_sff, \
-    simulate_sp, simulate_stack
+from emrestore.simulate import (
+    BITS,
+    LogUniform,
+    plan_artifacts,
+    simulate_ms,
+    simulate_sff,
+    simulate_sp,
+    simulate_stack,
+)
 from emrestore.simulate.sp import BUCKETS
+from scipy import ndimage
 
 
 @pytest.fixture(scope="module")
@@ -54,8 +59,12 @@ def test_sff_inverse_flow_restores_the_visible_content():
     img = smooth_image()
     for seed, preset in [(0, "realistic"), (1, "realistic"), (2, "paper")]:
         art = simulate_sff(img, seed=seed, preset=preset)
-        back = ops.warp(torch.from_numpy(art.image)[None, None], torch.from_numpy(art.inverse_flow)[None].double(),
-                        "bilinear", "border")[0, 0].numpy()
+        back = ops.warp(
+            torch.from_numpy(art.image)[None, None],
+            torch.from_numpy(art.inverse_flow)[None].double(),
+            "bilinear",
+            "border",
+        )[0, 0].numpy()
         visible = ~art.lost
         assert 0.2 < visible.mean() < 1.0
         assert art.lost[art.mask].mean() > 0.5  # what lies under the band is lost
@@ -75,13 +84,20 @@ def test_partial_and_curved_folds_give_connected_bands_that_end_where_the_fold_e
         art = simulate_sff(img, seed=seed, n_folds=1, partial=1.0, bend=(0.03, 0.06))
         fold = art.params["folds"][0]
         assert fold["type"] == "partial"
-        _, n_parts = ndimage.label(art.mask, np.ones((3, 3)))  # 8-connected: the tapered tip is thin
+        _, n_parts = ndimage.label(
+            art.mask, np.ones((3, 3))
+        )  # 8-connected: the tapered tip is thin
         assert n_parts == 1, f"seed {seed}: band in {n_parts} pieces"
         vertices, profile = np.array(fold["vertices"]), np.array(fold["profile"])
         ys, xs = np.nonzero(art.mask)
         pts = np.stack([xs, ys], 1).astype(float)
-        dist = np.min([_segment_distance(pts, vertices[k], vertices[k + 1])
-                       for k in range(len(vertices) - 1)], axis=0)
+        dist = np.min(
+            [
+                _segment_distance(pts, vertices[k], vertices[k + 1])
+                for k in range(len(vertices) - 1)
+            ],
+            axis=0,
+        )
         assert dist.max() <= profile[:, 0].max() + fold["band_softness"] + 1
         for end, inner in ((vertices[0], vertices[1]), (vertices[-1], vertices[-2])):
             inside = 0 <= end[0] <= 255 and 0 <= end[1] <= 255
@@ -132,7 +148,7 @@ def test_sp_sizes_follow_the_published_buckets():
         assert len(areas) == sum(counts)
         start = 0
         for (lo, hi), n in zip(BUCKETS, counts):
-            assert all(lo <= a <= hi for a in areas[start:start + n])
+            assert all(lo <= a <= hi for a in areas[start : start + n])
             start += n
         totals += counts
     assert totals[0] > totals[4]  # many small, few large
@@ -169,12 +185,15 @@ def test_ms_partial_loses_the_drawn_fraction_in_one_region(stack):
 
 def test_plan_places_separated_missing_runs_at_the_rates():
     rng = np.random.default_rng(0)
-    plan = plan_artifacts(400, {"ms": 0.05, "sff": 0.05, "sp": 0.05}, rng,
-                          run_lengths={1: 0.5, 2: 0.3, 3: 0.2})
+    plan = plan_artifacts(
+        400, {"ms": 0.05, "sff": 0.05, "sp": 0.05}, rng, run_lengths={1: 0.5, 2: 0.3, 3: 0.2}
+    )
     missing = sorted(z for z, kinds in plan.items() if "ms" in kinds)
     assert len(missing) == 20 and 0 not in missing and 399 not in missing
     runs = np.split(missing, np.flatnonzero(np.diff(missing) > 1) + 1)
-    assert max(len(r) for r in runs) > 1 and max(len(r) for r in runs) <= 3  # runs, separated by intact sections
+    assert (
+        max(len(r) for r in runs) > 1 and max(len(r) for r in runs) <= 3
+    )  # runs, separated by intact sections
     for kind in ("sff", "sp"):
         zs = [z for z, kinds in plan.items() if kind in kinds]
         assert len(zs) == 20 and not set(zs) & set(missing)
@@ -206,14 +225,18 @@ def test_simulate_stack_section_results_do_not_depend_on_the_rest():
     z = res.manifest["sections"][0]["index"]
     shuffled = vol.copy()
     shuffled[[i for i in range(10) if i != z]] = 0  # the other sections' content is irrelevant
-    np.testing.assert_array_equal(simulate_stack(shuffled, {"sff": 0.3}, seed=7).volume[z], res.volume[z])
+    np.testing.assert_array_equal(
+        simulate_stack(shuffled, {"sff": 0.3}, seed=7).volume[z], res.volume[z]
+    )
 
 
 def test_simulate_stack_writes_into_out(stack, tmp_path):
     out = np.lib.format.open_memmap(tmp_path / "out.npy", "w+", stack.dtype, stack.shape)
     res = simulate_stack(stack, {"ms": 0.2}, seed=0, out=out)
     assert res.volume is out
-    np.testing.assert_array_equal(np.asarray(out), simulate_stack(stack, {"ms": 0.2}, seed=0).volume)
+    np.testing.assert_array_equal(
+        np.asarray(out), simulate_stack(stack, {"ms": 0.2}, seed=0).volume
+    )
 
 
 def test_log_uniform_and_ranges():
@@ -257,3 +280,10 @@ def test_bad_options_are_rejected(stack):
         simulate_stack(stack, {"ms": 1.5})
     with pytest.raises(ValueError, match="never modified"):
         simulate_stack(stack, out=stack)
+
+
+def test_precipitates_on_a_section_too_small_are_a_clear_error():
+    tiny = np.zeros((12, 16), np.uint8)  # 192 px: no blob fits in half of it
+    with pytest.raises(ValueError, match=r"12 x 16 px is too small for precipitates"):
+        simulate_sp(tiny, seed=0)
+    assert simulate_sp(np.full((20, 21), 200, np.uint8), seed=0).mask.any()  # 420 px: one fits

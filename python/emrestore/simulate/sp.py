@@ -68,8 +68,15 @@ def _blob(rng, area, h, w, *, elongation, irregularity, edge, darkness, texture)
     depth = draw(rng, darkness, "darkness")
     mottle = 1 + texture * ndimage.gaussian_filter(rng.standard_normal(alpha.shape), 1.5) * 4
     opacity = np.clip(alpha * depth * mottle, 0, 1).astype(np.float32)
-    record = {"centre": [cx, cy], "area": area, "elongation": e, "angle": phi, "irregularity": irr,
-              "edge": soft, "darkness": depth}
+    record = {
+        "centre": [cx, cy],
+        "area": area,
+        "elongation": e,
+        "angle": phi,
+        "irregularity": irr,
+        "edge": soft,
+        "darkness": depth,
+    }
     return opacity, (y0, x0), record
 
 
@@ -97,9 +104,17 @@ def simulate_sp(
     """
     section = check_section(image, index, "simulate_sp")
     if len(caps) != len(BUCKETS) or min(caps) < 0:
-        raise ValueError(f"simulate_sp: caps must be {len(BUCKETS)} non-negative counts; got {caps}")
+        raise ValueError(
+            f"simulate_sp: caps must be {len(BUCKETS)} non-negative counts; got {caps}"
+        )
     rng = generator(seed)
     h, w = section.shape
+    smallest = BUCKETS[0][0]  # a blob covers at most half the section
+    if 0.5 * h * w <= smallest:
+        raise ValueError(
+            f"simulate_sp: a section of {h} x {w} px is too small for precipitates (the smallest "
+            f"covers {smallest} px, at most half a section: at least {2 * smallest + 1} px needed)"
+        )
     counts = _bucket_counts(rng, h, w, caps, max_area=0.5 * h * w)
     work = work_dtype(section.dtype)
     out = section.astype(work)
@@ -112,13 +127,26 @@ def simulate_sp(
     for (lo, hi), n in zip(BUCKETS, counts):
         for _ in range(n):
             area = rng.uniform(lo, min(hi, 0.5 * h * w))
-            opacity, (y0, x0), record = _blob(rng, area, h, w, elongation=elongation,
-                                              irregularity=irregularity, edge=edge,
-                                              darkness=darkness, texture=texture)
-            transmit[y0:y0 + opacity.shape[0], x0:x0 + opacity.shape[1]] *= 1 - opacity
+            opacity, (y0, x0), record = _blob(
+                rng,
+                area,
+                h,
+                w,
+                elongation=elongation,
+                irregularity=irregularity,
+                edge=edge,
+                darkness=darkness,
+                texture=texture,
+            )
+            transmit[y0 : y0 + opacity.shape[0], x0 : x0 + opacity.shape[1]] *= 1 - opacity
             blobs.append(record)
     out *= transmit
     alpha = 1 - transmit
     params = {"contrast": a, "counts": counts, "blobs": blobs}
-    return Artifact(kind="sp", image=to_dtype(out, section.dtype), mask=alpha > 0, alpha=alpha,
-                    params=jsonable(params))
+    return Artifact(
+        kind="sp",
+        image=to_dtype(out, section.dtype),
+        mask=alpha > 0,
+        alpha=alpha,
+        params=jsonable(params),
+    )
