@@ -104,6 +104,25 @@ def _check_user_error(code, message, capsys):
     assert message.startswith("emrestore ") or "error:" in err, (message, err)
 
 
+def _complete_or_absent(folder, before, stack, outputs, code, message, capsys):
+    """After a command that writes a stack (``outputs[0]``) and a JSON record (``outputs[2]``):
+    both, complete, when it exited 0; otherwise None, once its refusal is checked to be a message
+    that left no output behind."""
+    if code != 0:
+        _check_user_error(code, message, capsys)
+        _outputs_absent_or_unchanged(folder, before, outputs)
+        return None
+    written = io.read_stack(folder / outputs[0])
+    assert written.shape == stack.shape and written.dtype == stack.dtype
+    return written, json.loads((folder / outputs[2]).read_text())
+
+
+def _same_but(written, stack, listed):
+    """Every section not ``listed`` as changed is bit-identical to the input's."""
+    for z in set(range(len(stack))) - set(listed):
+        assert written[z].tobytes() == stack[z].tobytes(), z
+
+
 @SETTINGS
 @given(
     stack=stacks(min_sections=3),
@@ -128,18 +147,12 @@ def test_restore_keeps_promises(capsys, stack, fmt, out, tile):
         )
         stem = out.rstrip("/")
         outputs = [stem, io.beside(stem, "_masks").name, io.beside(stem, "_report", ".json").name]
-        if code != 0:
-            _check_user_error(code, message, capsys)
-            _outputs_absent_or_unchanged(folder, before, outputs)
-        else:
-            result = io.read_stack(folder / stem)
+        written = _complete_or_absent(folder, before, stack, outputs, code, message, capsys)
+        if written:
+            result, report = written
             masks = io.read_stack(folder / outputs[1])
-            report = json.loads((folder / outputs[2]).read_text())
-            assert result.shape == stack.shape and result.dtype == stack.dtype
             assert masks.shape == stack.shape and masks.dtype == np.uint8
-            changed = {r["index"] for r in report["restored"] if r.get("changed")}
-            for z in set(range(len(stack))) - changed:  # unlisted sections: bit-identical
-                assert result[z].tobytes() == stack[z].tobytes(), z
+            _same_but(result, stack, {r["index"] for r in report["restored"] if r.get("changed")})
         assert _digests(folder, skip=outputs) == before
     finally:
         shutil.rmtree(folder)
@@ -163,16 +176,10 @@ def test_simulate_and_detect_keep_promises(capsys, stack, fmt, out, rate, seed):
             ["simulate", src, target, "--ms", rate, "--sp", rate, "--seed", seed, "--quiet"]
         )
         outputs = [stem, io.beside(stem, "_masks").name, io.beside(stem, "", ".json").name]
-        if code != 0:
-            _check_user_error(code, message, capsys)
-            _outputs_absent_or_unchanged(folder, before, outputs)
-        else:
-            degraded = io.read_stack(folder / stem)
-            manifest = json.loads((folder / outputs[2]).read_text())
-            assert degraded.shape == stack.shape and degraded.dtype == stack.dtype
-            touched = {s["index"] for s in manifest["sections"]}
-            for z in set(range(len(stack))) - touched:
-                assert degraded[z].tobytes() == stack[z].tobytes(), z
+        written = _complete_or_absent(folder, before, stack, outputs, code, message, capsys)
+        if written:
+            degraded, manifest = written
+            _same_but(degraded, stack, {s["index"] for s in manifest["sections"]})
         assert _digests(folder, skip=outputs) == before
 
         before = _digests(folder)
