@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from emrestore import io, metrics
 from emrestore.alignment import align_pair
-from emrestore.detect._common import to_unit
+from emrestore.conventions import to_unit
 
 DATA = Path(
     os.environ.get("EMRESTORE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from test_bench_fold import three_curved_folds
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -31,7 +30,7 @@ def synced(fn):
 
 
 def skip_unavailable(impl):
-    if impl == "extension" and not (_extension.available and _extension.build_info()["cuda"]):
+    if impl == "extension" and not (ops.backend == "extension" and ops.build_info()["cuda"]):
         pytest.skip("extension not built with CUDA kernels")
 
 

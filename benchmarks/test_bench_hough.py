@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from skimage.draw import line
 from skimage.transform import hough_line, hough_line_peaks
 
@@ -67,8 +66,8 @@ IMPLS = {
 
 @pytest.mark.parametrize("impl", IMPLS)
 def test_hough_accumulate_and_peaks(benchmark, edge_image, impl):
-    if impl == "emrestore" and not _extension.available:
-        pytest.skip(f"compiled extension not loaded: {_extension.fallback_reason}")
+    if impl == "emrestore" and ops.backend != "extension":
+        pytest.skip(f"compiled extension not loaded: {ops.fallback_reason}")
     assert int(edge_image.sum()) == 46_000
     result = benchmark.pedantic(
         IMPLS[impl], args=(edge_image,), rounds=7 if impl != "fallback" else 3, warmup_rounds=1

@@ -10,7 +10,6 @@ import emrestore
 import pytest
 import torch
 from emrestore import ops
-from emrestore.ops import _extension
 
 
 def run_python(code: str, **env) -> subprocess.CompletedProcess:
@@ -30,7 +29,7 @@ def test_build_info_fields():
     assert isinstance(info["cuda"], bool) and isinstance(info["cuda_archs"], list)
     assert info["cuda"] == bool(info["cuda_archs"])
     assert isinstance(info["openmp"], bool)
-    if _extension.available:
+    if ops.backend == "extension":
         # Built against the torch that runs it (an ABI mismatch would not even import).
         assert torch.__version__.startswith(info["torch_version"])
         assert info["fallback_reason"] is None
@@ -45,7 +44,7 @@ def test_thread_count_follows_torch():
         torch.set_num_threads(before)
 
 
-@pytest.mark.skipif(not _extension.available, reason="compiled extension not loaded")
+@pytest.mark.skipif(ops.backend != "extension", reason="compiled extension not loaded")
 def test_one_openmp_runtime_is_loaded():
     # The extension must share torch's OpenMP runtime, not bring a second thread pool.
     with open("/proc/self/maps") as maps:

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 
 pytestmark = [
     pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"),
     pytest.mark.skipif(
-        not _extension.available or not _extension.build_info()["cuda"],
+        ops.backend != "extension" or not ops.build_info()["cuda"],
         reason="needs the extension built with CUDA kernels",
     ),
 ]

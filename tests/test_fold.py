@@ -5,11 +5,10 @@ import numpy as np
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from scipy import ndimage
 
 needs_extension = pytest.mark.skipif(
-    not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
+    ops.backend != "extension", reason=f"compiled extension not loaded: {ops.fallback_reason}"
 )
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 

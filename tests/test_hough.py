@@ -8,12 +8,11 @@ import numpy as np
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from skimage.draw import line
 from skimage.transform import hough_line
 
 needs_extension = pytest.mark.skipif(
-    not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
+    ops.backend != "extension", reason=f"compiled extension not loaded: {ops.fallback_reason}"
 )
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -144,7 +143,7 @@ def test_peaks_are_never_within_the_suppression_window(seed):
     # The kernels and the pure-Python selection agree exactly.
     thr = torch.full((1, 1, 1), 5.0, dtype=torch.float64)
     expected = reference.hough.hough_peaks(acc, thr, 40, md, ma, True)
-    if _extension.available:
+    if ops.backend == "extension":
         got = torch.ops.emrestore.hough_peaks(acc, thr, 40, md, ma, True)
         for g, e in zip(got, expected):
             torch.testing.assert_close(g, e)

@@ -6,14 +6,13 @@ import math
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 needs_extension = pytest.mark.skipif(
-    not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
+    ops.backend != "extension", reason=f"compiled extension not loaded: {ops.fallback_reason}"
 )
 PADDINGS = ("replicate", "reflect", "zeros", "none")
 

@@ -3,12 +3,11 @@
 import pytest
 import torch
 from emrestore import ops, reference
-from emrestore.ops import _extension
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 needs_extension = pytest.mark.skipif(
-    not _extension.available, reason=f"compiled extension not loaded: {_extension.fallback_reason}"
+    ops.backend != "extension", reason=f"compiled extension not loaded: {ops.fallback_reason}"
 )
 requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 MODES = ("bilinear", "bicubic", "nearest")
