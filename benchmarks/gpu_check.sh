@@ -16,6 +16,27 @@ TORCH_CUDA_ARCH_LIST="$arch" EMRESTORE_CUDA=on CMAKE_BUILD_PARALLEL_LEVEL=16 "$p
   || { tail -40 "$out/build.log"; exit 1; }
 echo "build: $((SECONDS - t0)) s"
 "$py" -m emrestore info | tee "$out/info.txt"
+# Installed with --no-deps (a GPU machine may have no package index): name the declared
+# dependencies this environment lacks; the tests that need them skip with that reason.
+"$py" - <<'PY' | tee "$out/dependencies.txt"
+import importlib.util
+import re
+from importlib.metadata import requires
+
+MODULES = {"opencv-python-headless": "cv2", "scikit-image": "skimage"}
+missing = []
+for requirement in requires("emrestore") or []:
+    if "extra ==" in requirement:
+        continue
+    name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+    if importlib.util.find_spec(MODULES.get(name, name.replace("-", "_"))) is None:
+        missing.append(name)
+if missing:
+    print(f"missing declared dependencies: {', '.join(missing)}; the tests that need them skip "
+          f"(bring their wheels to run them: pip download {' '.join(missing)})")
+else:
+    print("every declared dependency is installed")
+PY
 export PYTHONUNBUFFERED=1
 status=0
 "$py" -m pytest -q -p no:cacheprovider tests -k cuda 2>&1 | tee "$out/tests_cuda.log" | tail -15

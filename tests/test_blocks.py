@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 from emrestore.blocks import (
     BlockRunner,
     Output,
@@ -17,6 +16,8 @@ from emrestore.blocks import (
     run_blocks,
 )
 from emrestore.io import open_volume, staging_path
+
+zarr = pytest.importorskip("zarr", reason="zarr is not installed")
 
 SHAPE, BLOCK, HALO = (10, 20, 20), (4, 8, 8), (1, 2, 2)
 BLOCKS = 3 * 3 * 3

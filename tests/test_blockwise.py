@@ -5,13 +5,14 @@ import json
 
 import numpy as np
 import pytest
-import zarr
 from emrestore import cli, metrics, restore, restore_volume
 from emrestore.blockwise import blocks_folder, needed_z_window, output_chunks
 from emrestore.io import open_volume, staging_path
 from emrestore.models import InterpolationConfig, SepConvInterpolator
 from emrestore.phantom import make_phantom
 from emrestore.simulate import simulate_ms
+
+zarr = pytest.importorskip("zarr", reason="zarr is not installed")
 
 TINY = InterpolationConfig(kernel_size=5, widths=(8, 16), head_width=8)
 

@@ -78,3 +78,16 @@ def test_simulate_folder_keeps_section_names(tmp_path):
     assert [p.name for p in io.section_files(tmp_path / "out")] == [n + ".png" for n in names]
     assert io.read_stack(tmp_path / "out_masks").shape == stack.shape
     assert json.loads((tmp_path / "out.json").read_text())["section_names"] == names
+
+
+def test_a_missing_package_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    import sys
+
+    import numpy as np
+    from emrestore import io
+
+    io.write_stack(tmp_path / "in.tif", np.zeros((3, 16, 16), np.uint8))
+    monkeypatch.setitem(sys.modules, "zarr", None)  # as on an image that lacks zarr
+    with pytest.raises(SystemExit, match="the package 'zarr' is needed .*pip install zarr"):
+        cli.main(["detect", str(tmp_path / "in.tif"), "-o", str(tmp_path / "m.zarr"), "--quiet"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

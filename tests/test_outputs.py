@@ -4,11 +4,12 @@ output formats are refused."""
 
 import hashlib
 
-import h5py
 import numpy as np
 import pytest
-import zarr
 from emrestore import cli, io
+
+h5py = pytest.importorskip("h5py", reason="h5py is not installed")
+zarr = pytest.importorskip("zarr", reason="zarr is not installed")
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ exits 0 only with complete outputs and otherwise leaves none, a user error is a 
 a traceback, and restore changes only the sections its report lists."""
 
 import hashlib
+import importlib.util
 import json
 import shutil
 import tempfile
@@ -20,7 +21,12 @@ SETTINGS = settings(
     derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-FORMATS = ("in.tif", "in.npy", "sections", "in.zarr", "in.h5")
+# zarr and HDF5 where this environment has them (a GPU image may lack a declared dependency).
+FORMATS = ("in.tif", "in.npy", "sections") + tuple(
+    name
+    for name, module in (("in.zarr", "zarr"), ("in.h5", "h5py"))
+    if importlib.util.find_spec(module)
+)
 OUTPUTS = ("out.tif", "out.npy", "out.zarr", "out.h5", "out_dir/")
 REFUSED_OUTPUTS = ("outnoext", "out.jpg")
 

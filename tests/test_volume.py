@@ -1,12 +1,13 @@
 """Lazy volumes: blocks read from every format without loading the rest; clear errors."""
 
-import h5py
 import numpy as np
 import pytest
 import tifffile
-import zarr
 from emrestore import io, restore_volume
 from emrestore.io import ChunkedOutput, open_volume, split_path
+
+h5py = pytest.importorskip("h5py", reason="h5py is not installed")
+zarr = pytest.importorskip("zarr", reason="zarr is not installed")
 
 
 @pytest.fixture

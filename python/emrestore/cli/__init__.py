@@ -33,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except ModuleNotFoundError as e:  # a declared dependency missing from this environment
+        raise SystemExit(
+            f"emrestore {args.command}: the package {e.name!r} is needed for this and is not "
+            f"installed (pip install {e.name})"
+        ) from e
     except (OSError, ValueError, TypeError) as e:
         # Bad input (a missing or unreadable file, an output in the way, a stack that does not
         # fit the options): the message, not a traceback.
