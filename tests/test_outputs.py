@@ -141,3 +141,40 @@ def test_cli_folder_outputs_by_a_trailing_separator_or_an_input_folder(tmp_path,
             == 0
         )
     assert [p.stem for p in io.section_files(tmp_path / "m2")] == names
+
+
+def test_a_rerun_with_overwrite_replaces_its_own_outputs(tmp_path, stack):
+    # The reports and manifests (.json) are files emrestore writes: --overwrite replaces them.
+    volume = np.concatenate([stack] * 2)
+    io.write_stack(tmp_path / "in.tif", volume)
+    for command in (
+        ["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "r.tif"), "--tile", "0"],
+        ["restore", str(tmp_path / "in.tif"), "-o", str(tmp_path / "z.zarr"), "--tile", "0"],
+        ["simulate", str(tmp_path / "in.tif"), str(tmp_path / "s.tif"), "--ms", "0.3"],
+        [
+            "detect",
+            str(tmp_path / "in.tif"),
+            "-o",
+            str(tmp_path / "m.tif"),
+            "--report",
+            str(tmp_path / "d.json"),
+        ],
+    ):
+        assert cli.main([*command, "--quiet"]) == 0
+        with pytest.raises(SystemExit, match="--overwrite"):
+            cli.main([*command, "--quiet"])
+        assert cli.main([*command, "--quiet", "--overwrite"]) == 0, command
+    (tmp_path / "x.json").mkdir()  # a folder where a report goes is not replaced
+    with pytest.raises(SystemExit, match="x.json is a folder"):
+        cli.main(
+            [
+                "detect",
+                str(tmp_path / "in.tif"),
+                "-o",
+                str(tmp_path / "m.tif"),
+                "--report",
+                str(tmp_path / "x.json"),
+                "--overwrite",
+                "--quiet",
+            ]
+        )

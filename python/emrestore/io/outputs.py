@@ -84,14 +84,16 @@ def check_replaceable(path, names=None) -> None:
     if not file.exists():
         return
     kind = path_format(path)
-    if kind in ("tif", "npy") or (kind == "folder" and not file.is_dir()):
+    # A file's path: a stack file, or a report or manifest (.json) or the folds' flows (.npz).
+    names_a_file = kind in ("tif", "npy") or (kind == "folder" and bool(file.suffix))
+    if names_a_file:
         if file.is_dir():
             raise ValueError(
                 f"{file} is a folder; emrestore replaces only files it writes: name another output"
             )
-        if kind == "folder":
-            raise ValueError(f"{file} exists and is not a folder of sections; name another output")
         return
+    if kind == "folder" and not file.is_dir():
+        raise ValueError(f"{file} exists and is not a folder of sections; name another output")
     if kind == "folder":
         names = None if names is None else set(names)
         others = sorted(p.name for p in file.iterdir() if not _written_by_us(p, names))
