@@ -14,7 +14,9 @@ those arrays go to, and where the records go. ``BlockRunner`` does the rest, the
 
 The loop over blocks is ``BlockRunner.run``, a few lines: a scheduler (Dask, a cluster's array
 jobs) replaces it by one that hands each block of ``todo()`` to ``run_block``, which processes and
-commits it alone.
+commits it alone; ``emrestore.engines`` does so on Dask distributed, where each worker rebuilds the
+task and opens the outputs (``open_outputs``) while the run's own runner claims the records folder
+(``open``) and moves the outputs into place (``finish``).
 """
 
 from __future__ import annotations
@@ -194,6 +196,12 @@ class BlockRunner:
                 remove(path)
             records.mkdir(parents=True, exist_ok=True)
             write_json(run_file, task.arguments)
+        return self.open_outputs()
+
+    def open_outputs(self) -> BlockRunner:
+        """Opens the staged outputs (creating them if need be) without claiming the records
+        folder: what a worker does, once the run's ``open`` has claimed it."""
+        task = self.task
         try:
             for output, path in zip(task.outputs, self.staged):
                 self.writers.append(ChunkedOutput(path, output.shape, output.dtype, output.chunks))
@@ -218,10 +226,12 @@ class BlockRunner:
         """This job's blocks without a record."""
         return [b for b in self.mine() if not self.task.is_done(b)]
 
-    def run_block(self, block: Block) -> None:
-        """Processes one block and commits it; its arrays are freed on return."""
+    def run_block(self, block: Block) -> dict:
+        """Processes one block and commits it; its arrays are freed on return. Returns its
+        record."""
         arrays, record = self.task.process(block)
         self.commit(block, arrays, record)
+        return record
 
     def commit(self, block: Block, arrays: Sequence[np.ndarray], record: dict) -> None:
         """Writes a block's arrays at its origin, then its record: a record vouches for its data."""
@@ -229,14 +239,22 @@ class BlockRunner:
             writer.write(block.origin, array)
         write_json(self.task.record_path(block), record)
 
-    def run(self, blocks: Sequence[Block], progress: bool = False) -> None:
-        """The loop: one block after another, in this process."""
+    def run(
+        self,
+        blocks: Sequence[Block],
+        progress: bool = False,
+        on_block: Callable[[str, dict], None] | None = None,
+    ) -> None:
+        """The loop: one block after another, in this process; ``on_block(block_id, record)``
+        after each (raising from it stops the loop)."""
         if progress:
             from tqdm.auto import tqdm
 
             blocks = tqdm(blocks, desc=f"{self.task.name} blocks", unit="block")
         for block in blocks:
-            self.run_block(block)
+            record = self.run_block(block)
+            if on_block is not None:
+                on_block(block.id, record)
 
     def finish(self, done_now: int) -> BlocksDone:
         """With a part, counts the blocks done. Without, checks that every block has a record,
@@ -264,13 +282,15 @@ def run_blocks(
     part: tuple[int, int] | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    on_block: Callable[[str, dict], None] | None = None,
 ) -> BlocksDone:
     """Runs ``task``'s blocks without a record (this job's ``part`` of them); the run without
-    ``part`` that finds every block done moves the outputs into place and writes the summary."""
+    ``part`` that finds every block done moves the outputs into place and writes the summary.
+    ``on_block(block_id, record)`` after each block (raising from it stops the run)."""
     runner = BlockRunner(task, part=part, overwrite=overwrite).open()
     try:
         todo = runner.todo()
-        runner.run(todo, progress)
+        runner.run(todo, progress, on_block)
     finally:
         runner.close()
     return runner.finish(len(todo))

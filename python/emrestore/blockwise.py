@@ -13,6 +13,11 @@ the report, and a rerun skips it; ``part=(i, n)`` does every n-th block from the
 staging names and move to their own names only when every block is done, by a run without
 ``part``: an output under its final name is always complete.
 
+With ``scheduler`` ("local", a Dask scheduler's address or a ``distributed.Client``) the blocks
+run on Dask distributed (``emrestore.engines``): each worker opens the volume and loads the model
+once per run from a small description (the source's path, the model's folder or weights, restore's
+options) and writes the blocks it gets; this process moves the outputs into place at the end.
+
 The block runner (grid, records, staging, parts) is ``emrestore.blocks``; this module holds
 restore's rules: the z-window, the model's fingerprint, the run's arguments and the report.
 """
@@ -20,6 +25,7 @@ restore's rules: the z-window, the model's fingerprint, the run's arguments and 
 from __future__ import annotations
 
 import hashlib
+import os
 from functools import partial
 from pathlib import Path
 
@@ -166,7 +172,7 @@ def _report(run: dict, sections: int, records: list[dict]) -> dict:
     from .restoration import warnings_for
 
     restored = _by_place(r for rec in records for r in rec["restored"])
-    return dict(
+    report = dict(
         run,
         sections=sections,
         blocks=len(records),
@@ -176,6 +182,75 @@ def _report(run: dict, sections: int, records: list[dict]) -> dict:
         windows={rec["block"]: rec["window"] for rec in records},
         warnings=warnings_for(restored, run["shape"]),
     )
+    # Blocks run on workers (a scheduler): where, how long and in how many tries each took.
+    runs = {
+        rec["block"]: {
+            "worker": rec["worker"],
+            "seconds": rec["seconds"],
+            "attempts": rec["attempts"],
+            "sections": sorted({r["index"] for r in rec["restored"] if r["action"] != "none"}),
+        }
+        for rec in records
+        if "worker" in rec
+    }
+    if runs:
+        report["block_runs"] = runs
+    return report
+
+
+def _task(volume, model, *, out, masks, report, block, halo, run, restore_kw) -> Task:
+    """restore's ``Task`` over ``volume`` with ``model`` (on its device)."""
+    chunks = output_chunks(block, volume.shape)
+    return Task(
+        name="restore",
+        shape=volume.shape,
+        block=block,
+        halo=halo,
+        process=partial(
+            _restore_block, volume=volume, z_halo=halo[0], model=model, restore_kw=restore_kw
+        ),
+        outputs=[
+            Output(out, volume.shape, volume.dtype, chunks),
+            Output(masks, volume.shape, np.uint8, chunks),
+        ],
+        summary=report,
+        summarize=partial(_report, run, volume.shape[0]),
+        arguments=run,
+    )
+
+
+def _worker_task(description: dict) -> Task:
+    """On a Dask worker: restore's ``Task`` from its description (``restore_volume``), with the
+    volume opened and the model loaded here."""
+    from .models import InterpolationConfig, SepConvInterpolator, load_model, pick_device
+
+    model = description["model"]
+    if isinstance(model, dict):  # weights sent along: a model that lives in memory only
+        loaded = SepConvInterpolator(InterpolationConfig.from_dict(model["config"]))
+        loaded.load_state_dict(model["state"])
+        loaded.source = model["source"]
+    else:
+        loaded = load_model(model)[0]
+    run = description["task"]["run"]
+    if _fingerprint(loaded) != run["weights"]:
+        raise ValueError(
+            f"the model a worker loaded ({loaded.source}) is not the one this run restores with: "
+            f"its weights changed since the run began"
+        )
+    device = pick_device(description["device"])
+    restore_kw = dict(description["restore_kw"], device=device)
+    volume = open_volume(description["source"])
+    return _task(volume, loaded.to(device).eval(), restore_kw=restore_kw, **description["task"])
+
+
+def worker_memory(block, halo, shape) -> int:
+    """An estimate of a worker's peak memory restoring a block (bytes): the read window (grown
+    along z by the halo once more) at 32 bytes a voxel (the window, its float copies, the restored
+    stack, masks and detection) and 1 GiB for the interpreter, torch and the model."""
+    window = 1
+    for b, h, n in zip(block, halo, shape):
+        window *= min(n, b + 2 * h)
+    return 32 * window + 2**30
 
 
 def restore_volume(
@@ -195,6 +270,9 @@ def restore_volume(
     detect_options: dict | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    scheduler=None,
+    workers: int | None = None,
+    on_block=None,
 ) -> dict:
     """Restores the missing sections of the stack at ``src`` block by block into ``out`` (zarr
     ``OUT.zarr`` or HDF5 ``OUT.h5[:NAME]``), with the masks in ``masks`` (default ``OUT_masks``,
@@ -206,6 +284,17 @@ def restore_volume(
     final run without ``part`` does what is left and moves them into place. ``model``, ``tile``,
     ``device``, ``tta``, ``detail`` and ``detect_options`` as ``emrestore.restore`` takes them.
     Returns the report, or with ``part`` a summary of the blocks done.
+
+    ``scheduler``: None (the default) restores the blocks one after another in this process;
+    "local" on a ``distributed.LocalCluster`` of ``workers`` processes (default: one per core,
+    fewer where memory is short: ``worker_memory``), created and closed by the run; a Dask
+    scheduler's address (tcp://HOST:PORT) or a ``distributed.Client`` on that cluster, whose
+    workers must see ``src``, the outputs and the model's folder at the same paths. The outputs
+    must then be zarr; the report gains ``block_runs`` (each block's worker, seconds, attempts and
+    sections restored). A block whose process raises is retried twice, one whose worker dies is
+    handed to another; a block that still fails is named in the error once the others are done.
+    ``on_block(block_id, record)``: called in this process as each block is done; raising from it
+    stops the run, and a rerun resumes.
     """
     from .models import SepConvInterpolator, load_model, pick_device
 
@@ -217,6 +306,15 @@ def restore_volume(
     masks = str(masks if masks is not None else beside(out, "_masks"))
     report = Path(report if report is not None else beside(out, "_report", ".json"))
     check_chunked_outputs([out, masks], part)
+    if scheduler is not None:
+        from .engines import check_scheduler, check_shared_outputs
+
+        check_scheduler(scheduler)
+        check_shared_outputs([out, masks])
+        if workers is not None and scheduler != "local":
+            raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
+    elif workers is not None:
+        raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
     volume = open_volume(src)
     if volume.dtype not in SUPPORTED_DTYPES:
         raise TypeError(
@@ -230,8 +328,10 @@ def restore_volume(
         )
     check_outputs(src, [out, masks, report], overwrite)
 
-    model = model if isinstance(model, SepConvInterpolator) else load_model(model)[0]
-    device = pick_device(device)
+    in_memory = isinstance(model, SepConvInterpolator)
+    model_folder = None if model is None or in_memory else os.path.abspath(model)
+    model = model if in_memory else load_model(model)[0]
+    device_arg, device = device, pick_device(device)
     detail = model.config.detail_share(detail)
     # Floats outside [0, 1]: every block maps the whole volume's range to [0, 1], not its own.
     value_range = intensity_range(volume)
@@ -262,24 +362,44 @@ def restore_volume(
         "value_range": value_range,
     }
     model = model.to(device).eval()
-    chunks = output_chunks(block, volume.shape)
-    task = Task(
-        name="restore",
-        shape=volume.shape,
-        block=block,
-        halo=halo,
-        process=partial(
-            _restore_block, volume=volume, z_halo=halo[0], model=model, restore_kw=restore_kw
-        ),
-        outputs=[
-            Output(out, volume.shape, volume.dtype, chunks),
-            Output(masks, volume.shape, np.uint8, chunks),
-        ],
-        summary=report,
-        summarize=partial(_report, run, z_count),
-        arguments=run,
-    )
-    done = run_blocks(task, part=part, overwrite=overwrite, progress=progress)
+    where = {"block": block, "halo": halo, "run": run}
+    task = _task(volume, model, out=out, masks=masks, report=report, restore_kw=restore_kw, **where)
+    if scheduler is None:
+        done = run_blocks(
+            task, part=part, overwrite=overwrite, progress=progress, on_block=on_block
+        )
+    else:
+        from .engines import Remote, run_task_dask
+
+        if in_memory:  # the weights travel: the workers have no folder to load them from
+            state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            sent = {"config": model.config.to_dict(), "state": state, "source": run["model"]}
+        else:
+            sent = model_folder
+        # What the workers get (picklable, small): paths made absolute, the worker's cwd may differ
+        description = {
+            "source": os.path.abspath(str(src)),
+            "model": sent,
+            "device": None if device_arg is None else str(device_arg),
+            "restore_kw": {k: v for k, v in restore_kw.items() if k != "device"},
+            "task": dict(
+                where,
+                out=os.path.abspath(out),
+                masks=os.path.abspath(masks),
+                report=Path(os.path.abspath(report)),
+            ),
+        }
+        done = run_task_dask(
+            task,
+            Remote(_worker_task, description),
+            scheduler=scheduler,
+            workers=workers,
+            part=part,
+            overwrite=overwrite,
+            progress=progress,
+            on_block=on_block,
+            memory_per_worker=worker_memory(block, halo, volume.shape),
+        )
     if part is not None:
         return {
             "blocks": done.blocks,

@@ -134,15 +134,23 @@ def restore_to_disk(
     detail: float | None = None,
     overwrite: bool = False,
     progress: bool = False,
+    scheduler=None,
+    workers: int | None = None,
 ) -> dict:
     """Restores the stack at ``src`` into ``out`` (the input's format and dtype), with the masks
     (default ``OUT_masks``) and the JSON report (default ``OUT_report.json``). In memory, unless
-    ``out`` is zarr/HDF5 or ``block``, ``halo`` or ``part`` is given: then block by block
-    (``emrestore.blockwise.restore_volume``). Returns the report (with ``part``, a summary of
-    the blocks done)."""
+    ``out`` is zarr/HDF5 or ``block``, ``halo``, ``part`` or ``scheduler`` is given: then block by
+    block (``emrestore.blockwise.restore_volume``, on Dask with ``scheduler`` and ``workers``).
+    Returns the report (with ``part``, a summary of the blocks done)."""
     from .restoration import restore
 
-    blockwise = block is not None or halo is not None or part is not None or io.is_chunked(out)
+    blockwise = (
+        block is not None
+        or halo is not None
+        or part is not None
+        or scheduler is not None
+        or io.is_chunked(out)
+    )
     if not blockwise:  # restore_volume checks its own outputs
         _check_outputs(src, [out, masks], overwrite, [report or io.beside(out, "_report", ".json")])
     src, out = Path(src), Path(out)
@@ -153,7 +161,7 @@ def restore_to_disk(
 
         if not (io.is_chunked(out) and io.is_chunked(masks)):
             raise ValueError(
-                "block-wise restoration (--block, --halo, --part) writes zarr "
+                "block-wise restoration (--block, --halo, --part, --scheduler) writes zarr "
                 f"(OUT.zarr) or HDF5 (OUT.h5) outputs; got {out} and masks {masks}"
             )
         return restore_volume(
@@ -171,6 +179,8 @@ def restore_to_disk(
             detail=detail,
             overwrite=overwrite,
             progress=progress,
+            scheduler=scheduler,
+            workers=workers,
         )
     stack = io.read_stack(src)
     names, section_format = io.sections_like(src)

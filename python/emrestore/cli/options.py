@@ -305,3 +305,14 @@ def part(text: str) -> tuple[int, int]:
     if not (n >= 1 and 0 <= i < n):
         raise SystemExit(f"emrestore restore: --part I/N needs 0 <= I < N; got {text!r}")
     return i, n
+
+
+def scheduler(text: str) -> str:
+    """'local' or a Dask scheduler's address SCHEME://HOST:PORT (tcp://10.0.0.5:8786)."""
+    from ..engines import ADDRESS
+
+    if text == "local" or ADDRESS.match(text):
+        return text
+    raise argparse.ArgumentTypeError(
+        f"expected 'local' or a Dask scheduler's address tcp://HOST:PORT; got {text!r}"
+    )

@@ -16,6 +16,8 @@ from .options import (
     add_tta,
     command_parser,
     part,
+    positive_int,
+    scheduler,
     tile_side,
     triple,
 )
@@ -72,31 +74,40 @@ def add_parser(sub):
         help="do job I's share of the blocks (every N-th from the I-th, I from 0) so "
         "that N jobs share the volume; then run once without --part to finish",
     )
+    p.add_argument(
+        "--scheduler",
+        type=scheduler,
+        metavar="local|ADDRESS",
+        help="restore the blocks on Dask distributed: 'local' for worker processes on this "
+        "machine, or a running scheduler's address (tcp://HOST:PORT) whose workers see IN, OUT "
+        "and the model at the same paths; OUT must be zarr",
+    )
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        metavar="N",
+        help="worker processes of --scheduler local (default: one per core, fewer where "
+        "memory is short for a block each)",
+    )
     return p
 
 
 def run(args) -> int:
-    from ..workflows import restore_to_disk
-
     block = triple(args.block, "--block", 1) if args.block else None
     halo = triple(args.halo, "--halo", 0) if args.halo else None
     job = part(args.part) if args.part else None
-    report = restore_to_disk(
-        args.input,
-        args.output,
-        masks=args.masks,
-        report=args.report,
-        block=block,
-        halo=halo,
-        part=job,
-        model=args.model,
-        tile=args.tile or None,
-        device=args.device,
-        tta=args.tta,
-        detail=args.detail,
-        overwrite=args.overwrite,
-        progress=not args.quiet,
-    )
+    if args.workers is not None and args.scheduler != "local":
+        raise SystemExit(
+            "emrestore restore: --workers N sizes a local cluster: add --scheduler local"
+        )
+    try:
+        report = _restore(args, block, halo, job)
+    except RuntimeError as e:
+        from ..engines import BlocksFailed
+
+        if not isinstance(e, BlocksFailed):  # blocks that failed on the workers, named
+            raise
+        raise SystemExit(f"emrestore restore: {e}") from e
     out = Path(args.output)
     masks = Path(args.masks) if args.masks else beside(out, "_masks")
     report_path = Path(args.report) if args.report else beside(out, "_report", ".json")
@@ -113,6 +124,14 @@ def run(args) -> int:
     if "blocks" in report:  # block by block
         sections = {r["index"] for r in report["restored"] if r["action"] != "none"}
         print(f"restore: changed {_changed(report)}")
+        runs = report.get("block_runs", {})
+        if runs:  # on Dask: the blocks of this run, where and in how many tries
+            retried = sorted(b for b, r in runs.items() if r["attempts"] > 1)
+            print(
+                f"restore: {len(runs)} block(s) on {len({r['worker'] for r in runs.values()})} "
+                f"worker(s), {sum(r['seconds'] for r in runs.values()):.1f} s of work"
+                + (f"; retried {', '.join(retried)}" if retried else "")
+            )
         print(
             f"restore: {len(sections)} section(s) with missing pixels restored of "
             f"{report['sections']}, in {report['blocks']} block(s); "
@@ -146,4 +165,27 @@ def _changed(report: dict, shown: int = 20) -> str:
     text = ", ".join(f"{z} ({100 * c:.1f}%)" for z, c in changed[:shown])
     return text + (
         f" and {len(changed) - shown} more (see the report)" if len(changed) > shown else ""
+    )
+
+
+def _restore(args, block, halo, job) -> dict:
+    from ..workflows import restore_to_disk
+
+    return restore_to_disk(
+        args.input,
+        args.output,
+        masks=args.masks,
+        report=args.report,
+        block=block,
+        halo=halo,
+        part=job,
+        model=args.model,
+        tile=args.tile or None,
+        device=args.device,
+        tta=args.tta,
+        detail=args.detail,
+        overwrite=args.overwrite,
+        progress=not args.quiet,
+        scheduler=args.scheduler,
+        workers=args.workers,
     )
