@@ -382,3 +382,16 @@ def test_cli_restore_says_how_much_of_each_section_it_changed(tmp_path, capsys):
     restored = io.read_stack(tmp_path / "out.tif")
     for z in set(range(len(stack))) - set(changed):  # sections not listed are bit-identical
         np.testing.assert_array_equal(restored[z], stack[z])
+
+
+def test_changed_shares_add_up_a_sections_blocks():
+    from emrestore.restoration import changed_shares, warnings_for
+
+    records = [  # section 4 restored in two of its four 50 x 50 blocks
+        {"index": 4, "kind": "partial", "changed": 0.5, "region": [0, 50, 0, 50]},
+        {"index": 4, "kind": "partial", "changed": 0.1, "region": [0, 50, 50, 100]},
+        {"index": 7, "kind": "whole", "changed": 1.0, "region": [0, 100, 0, 100]},
+    ]
+    assert changed_shares(records, (9, 100, 100)) == pytest.approx({4: 0.15, 7: 1.0})
+    (warning,) = warnings_for(records, (9, 100, 100))
+    assert "1 section(s) judged partly missing" in warning and "4 (15.0%)" in warning

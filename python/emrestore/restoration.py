@@ -169,15 +169,30 @@ PARTIAL_WARNING = 0.01
 MIN_DETECT_SIDE = 64
 
 
+def changed_shares(records: list[dict], shape, kind: str | None = None) -> dict[int, float]:
+    """Each restored section's share of pixels rewritten, from the report's records (block by
+    block: its blocks' ``region`` shares added up); ``kind``: only records of that kind."""
+    _, height, width = shape
+    shares: dict[int, float] = {}
+    for r in records:
+        if kind is None or r["kind"] == kind:
+            y0, y1, x0, x1 = r.get("region", (0, height, 0, width))
+            part = r.get("changed", 0.0) * (y1 - y0) * (x1 - x0) / (height * width)
+            shares[r["index"]] = shares.get(r["index"], 0.0) + part
+    return dict(sorted(shares.items()))
+
+
 def warnings_for(records: list[dict], shape, detected: bool = True) -> list[str]:
     """What the user should check in a restoration: partly missing sections with a large share
     rewritten, and sections too small for detection to be trusted."""
     found = []
-    partial = [
-        r for r in records if r["kind"] == "partial" and r.get("changed", 0) >= PARTIAL_WARNING
-    ]
+    partial = {
+        z: share
+        for z, share in changed_shares(records, shape, "partial").items()
+        if share >= PARTIAL_WARNING
+    }
     if partial:
-        listed = ", ".join(f"{r['index']} ({100 * r['changed']:.1f}%)" for r in partial)
+        listed = ", ".join(f"{z} ({100 * share:.1f}%)" for z, share in partial.items())
         found.append(
             f"{len(partial)} section(s) judged partly missing had pixels rewritten: "
             f"{listed}; if they are intact, these are detection errors: check the masks"

@@ -150,16 +150,10 @@ def run(args) -> int:
 
 
 def _changed(report: dict, shown: int = 20) -> str:
-    """The sections changed, with the share of their pixels: "3 (100.0%), 7 (4.2%)" (block by
-    block: each section's blocks added up)."""
-    _, height, width = report["shape"]
-    pixels: dict[int, float] = {}
-    for r in report["restored"]:
-        y0, y1, x0, x1 = r.get("region", (0, height, 0, width))
-        pixels[r["index"]] = pixels.get(r["index"], 0.0) + r.get("changed", 0.0) * (y1 - y0) * (
-            x1 - x0
-        )
-    changed = [(z, n / (height * width)) for z, n in sorted(pixels.items()) if n > 0]
+    """The sections changed, with the share of their pixels: "3 (100.0%), 7 (4.2%)"."""
+    from ..restoration import changed_shares
+
+    changed = [(z, c) for z, c in changed_shares(report["restored"], report["shape"]).items() if c]
     if not changed:
         return "no section"
     text = ", ".join(f"{z} ({100 * c:.1f}%)" for z, c in changed[:shown])
