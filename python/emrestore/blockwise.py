@@ -41,6 +41,7 @@ from .blocks import (
     run_blocks,
 )
 from .conventions import SUPPORTED_DTYPES, intensity_range
+from .engines import check_engine
 from .io import beside, check_outputs, open_volume, split_path
 
 DEFAULT_BLOCK = (64, 2048, 2048)
@@ -306,15 +307,7 @@ def restore_volume(
     masks = str(masks if masks is not None else beside(out, "_masks"))
     report = Path(report if report is not None else beside(out, "_report", ".json"))
     check_chunked_outputs([out, masks], part)
-    if scheduler is not None:
-        from .engines import check_scheduler, check_shared_outputs
-
-        check_scheduler(scheduler)
-        check_shared_outputs([out, masks])
-        if workers is not None and scheduler != "local":
-            raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
-    elif workers is not None:
-        raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
+    check_engine(scheduler, workers, [out, masks])  # before the volume and the model load
     volume = open_volume(src)
     if volume.dtype not in SUPPORTED_DTYPES:
         raise TypeError(

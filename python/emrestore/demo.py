@@ -7,14 +7,13 @@ stack next to the classical baselines fed the same detected masks. Writes a befo
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 
 from . import baselines, metrics
 from .conventions import BITS
-from .io import atomic_path, write_json
+from .io import atomic_path, check_folder_outputs, write_json
 from .phantom import make_phantom
 from .restoration import restore
 from .simulate import simulate_ms
@@ -77,12 +76,7 @@ def run(
 ) -> dict:
     """Runs the demo; returns the scores and writes ``FILES`` to the folder ``output``. Refuses,
     before any work, a folder that holds either of them, unless ``overwrite``."""
-    from .workflows import check_new_files
-
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"{output} is a file; the demo writes to a folder")
-    check_new_files([output / name for name in FILES], overwrite)
+    output = check_folder_outputs(output, FILES, overwrite)
     clean = make_phantom(SHAPE, seed=seed).raw
     degraded, truth = degrade(clean, seed)
     start = time.perf_counter()

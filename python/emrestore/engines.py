@@ -77,6 +77,17 @@ def check_scheduler(scheduler) -> None:
     )
 
 
+def check_engine(scheduler, workers: int | None = None, outputs=()) -> None:
+    """The one check of an engine's arguments: ``scheduler`` None (this process's loop),
+    "local", an address or a Client; ``workers`` only with "local"; with a scheduler, ``outputs``
+    that workers can write at once (``check_shared_outputs``)."""
+    if workers is not None and scheduler != "local":
+        raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
+    if scheduler is not None:
+        check_scheduler(scheduler)
+        check_shared_outputs(outputs)
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -106,9 +117,7 @@ def connect(scheduler, *, workers: int | None = None, memory_per_worker: int | N
     closed on exit; for an address, one joined to that cluster, closed on exit."""
     from distributed import Client, LocalCluster
 
-    check_scheduler(scheduler)
-    if workers is not None and scheduler != "local":
-        raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
+    check_engine(scheduler, workers)
     if isinstance(scheduler, Client):
         yield scheduler
     elif scheduler == "local":
@@ -277,10 +286,7 @@ def run_task_dask(
     finishes; raising from it stops the run (a rerun resumes). ``retries``: of a block whose
     process raises. ``threads``: torch's threads per block on the workers (default:
     ``threads_per_block``)."""
-    check_scheduler(scheduler)
-    check_shared_outputs([o.path for o in task.outputs])
-    if workers is not None and scheduler != "local":
-        raise ValueError("workers sizes a local cluster: it needs scheduler='local'")
+    check_engine(scheduler, workers, [o.path for o in task.outputs])
     runner = BlockRunner(task, part=part, overwrite=overwrite).open()
     runner.close()  # the workers write the blocks; this process only claims and finishes
     todo = runner.todo()

@@ -152,7 +152,9 @@ def restore_to_disk(
         or io.is_chunked(out)
     )
     if not blockwise:  # restore_volume checks its own outputs
-        _check_outputs(src, [out, masks], overwrite, [report or io.beside(out, "_report", ".json")])
+        names, section_format = _check_outputs(
+            src, [out, masks], overwrite, [report or io.beside(out, "_report", ".json")]
+        )
     src, out = Path(src), Path(out)
     masks = Path(masks) if masks else io.beside(out, "_masks")
     report = Path(report) if report else io.beside(out, "_report", ".json")
@@ -183,7 +185,6 @@ def restore_to_disk(
             workers=workers,
         )
     stack = io.read_stack(src)
-    names, section_format = io.sections_like(src)
     result = restore(
         stack, model=model, tile=tile, device=device, tta=tta, detail=detail, progress=progress
     )
@@ -274,16 +275,6 @@ def _check_crop(crop: int, section_shape, config) -> None:
         )
 
 
-def check_new_files(paths, overwrite: bool) -> None:
-    """Refuses to replace any of the files ``paths`` that exist, unless ``overwrite``: for the
-    commands whose outputs are fixed names in a folder (evaluate, demo)."""
-    existing = [str(p) for p in map(Path, paths) if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(
-            f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace"
-        )
-
-
 EVALUATE_FILES = ("results.md", "results.csv", "results.json", "comparison.md", "comparison.json")
 
 
@@ -316,10 +307,7 @@ def evaluate_to_disk(
     none). Returns the rows and the pairs compared with ``reference``."""
     from . import evaluate
 
-    output = Path(output)
-    if output.exists() and not output.is_dir():
-        raise ValueError(f"{output} is a file; the results go to a folder")
-    check_new_files([output / name for name in EVALUATE_FILES], overwrite)
+    output = io.check_folder_outputs(output, EVALUATE_FILES, overwrite)
     if labels is not None and len(data) != 1:
         raise ValueError("--labels goes with exactly one DATA stack")
     methods = dict(methods)

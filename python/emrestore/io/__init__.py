@@ -9,7 +9,15 @@ its final name is always complete.
 
 from .atomic import atomic_path, move_into_place, remove, write_json
 from .chunked import ChunkedOutput, publish
-from .outputs import check_output_name, check_outputs, check_replaceable, exists, names_folder
+from .outputs import (
+    check_folder_outputs,
+    check_new,
+    check_output_name,
+    check_outputs,
+    check_replaceable,
+    exists,
+    names_folder,
+)
 from .paths import (
     HDF5_SUFFIXES,
     SECTION_SUFFIXES,
@@ -36,6 +44,8 @@ __all__ = [
     "Volume",
     "atomic_path",
     "beside",
+    "check_folder_outputs",
+    "check_new",
     "check_output_name",
     "check_outputs",
     "check_replaceable",

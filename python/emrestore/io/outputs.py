@@ -148,10 +148,26 @@ def check_outputs(src, targets, overwrite: bool, names=None) -> None:
     }
     if len(resolved) != len(files):
         raise ValueError(f"output paths must differ; got {[str(t) for t in targets]}")
+    check_new(targets, overwrite)
+    for target in targets:
+        check_replaceable(target, names)
+
+
+def check_new(targets, overwrite: bool) -> None:
+    """Refuses, unless ``overwrite``, outputs that exist already (``exists``)."""
     existing = [str(t) for t in targets if exists(t)]
     if existing and not overwrite:
         raise FileExistsError(
             f"{', '.join(existing)} exist(s); pass --overwrite (overwrite=True) to replace"
         )
-    for target in targets:
-        check_replaceable(target, names)
+
+
+def check_folder_outputs(folder, names, overwrite: bool) -> Path:
+    """For a command that writes files of fixed ``names`` into ``folder`` (evaluate, demo):
+    refuses a file where the folder goes and, unless ``overwrite``, any of them that exists.
+    Returns the folder as a Path."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"{folder} is a file; the outputs go to a folder")
+    check_new([folder / name for name in names], overwrite)
+    return folder
