@@ -178,3 +178,21 @@ def test_a_rerun_with_overwrite_replaces_its_own_outputs(tmp_path, stack):
                 "--quiet",
             ]
         )
+
+
+def test_a_failed_dataset_write_leaves_the_old_one(tmp_path, stack):
+    from emrestore.io.chunked import replace_dataset
+
+    path = tmp_path / "v.h5"
+    with h5py.File(path, "w") as f:
+        f["restored"], f["raw"] = stack, stack + 1
+
+    def failing(handle, name):
+        handle.create_dataset(name, data=stack[:1])
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        replace_dataset(path, "restored", failing)
+    with h5py.File(path, "r") as f:
+        assert sorted(f) == ["raw", "restored"]
+        np.testing.assert_array_equal(f["restored"][:], stack)

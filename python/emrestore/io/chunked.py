@@ -71,17 +71,39 @@ class ChunkedOutput:
 def publish(staged, final) -> None:
     """Moves a complete chunked output from its staging name (``staging_path``) to ``final``: a
     zarr array or a new HDF5 file by renaming, replacing what was there; into an HDF5 file that
-    exists, by copying the dataset in, so that the file's other datasets stay as they are."""
+    exists, by copying the dataset in (``replace_dataset``), so that the file's other datasets
+    stay as they are."""
     staged_file, staged_key = split_path(staged)
     final_file, final_key = split_path(final)
     if path_format(final) == "hdf5" and final_file.is_file():
         import h5py
 
-        key = final_key or HDF5_DEFAULT_DATASET
-        with h5py.File(staged_file, "r") as source, h5py.File(final_file, "a") as target:
-            if key in target:
-                del target[key]
-            target.copy(source[staged_key or HDF5_DEFAULT_DATASET], key)
+        with h5py.File(staged_file, "r") as source:
+            dataset = source[staged_key or HDF5_DEFAULT_DATASET]
+            replace_dataset(
+                final_file, final_key or HDF5_DEFAULT_DATASET, lambda f, n: f.copy(dataset, n)
+            )
         staged_file.unlink()
         return
     move_into_place(staged_file, final_file)
+
+
+def replace_dataset(file, key: str, write) -> None:
+    """Writes the dataset ``key`` of an existing HDF5 file, leaving its other datasets as they
+    are: ``write(handle, name)`` makes it under a staging name, which replaces ``key`` only once
+    complete (a failed write leaves ``key`` as it was)."""
+    import h5py
+
+    staged = f"{key}.partial"
+    with h5py.File(file, "a") as handle:
+        if staged in handle:
+            del handle[staged]
+        try:
+            write(handle, staged)
+        except BaseException:
+            if staged in handle:
+                del handle[staged]
+            raise
+        if key in handle:
+            del handle[key]
+        handle.move(staged, key)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import atomic_path
-from .chunked import ChunkedOutput
+from .chunked import ChunkedOutput, replace_dataset
 from .outputs import check_output_name, check_replaceable, exists
 from .paths import HDF5_DEFAULT_DATASET, STACK_SUFFIXES, is_chunked, path_format, split_path
 from .sections import write_sections
@@ -44,7 +44,11 @@ def write_stack(
     check_replaceable(path, names)
     chunks = (1,) + tuple(min(n, 1024) for n in stack.shape[1:])
     if path_format(path) == "hdf5" and file.exists():
-        _write_dataset(file, key or HDF5_DEFAULT_DATASET, stack, chunks)
+        replace_dataset(
+            file,
+            key or HDF5_DEFAULT_DATASET,
+            lambda handle, name: handle.create_dataset(name, data=stack, chunks=chunks),
+        )
         return file
     if is_chunked(path):
         with atomic_path(file) as tmp:
@@ -77,23 +81,3 @@ def write_stack(
         tmp.mkdir()
         write_sections(tmp, stack, stems, section_format)
     return file
-
-
-def _write_dataset(file: Path, key: str, stack: np.ndarray, chunks) -> None:
-    """Writes one dataset into an existing HDF5 file, leaving its other datasets as they are: under
-    a staging name first, which replaces ``key`` only once complete."""
-    import h5py
-
-    staged = f"{key}.partial"
-    with h5py.File(file, "a") as handle:
-        if staged in handle:
-            del handle[staged]
-        try:
-            handle.create_dataset(staged, data=stack, chunks=chunks)
-        except BaseException:
-            if staged in handle:
-                del handle[staged]
-            raise
-        if key in handle:
-            del handle[key]
-        handle.move(staged, key)
