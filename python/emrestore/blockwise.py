@@ -40,7 +40,7 @@ from .blocks import (
     records_folder,
     run_blocks,
 )
-from .conventions import SUPPORTED_DTYPES, intensity_range
+from .conventions import DTYPE_NAMES, intensity_range, is_supported
 from .engines import check_engine
 from .io import beside, check_outputs, open_volume, split_path
 
@@ -309,11 +309,8 @@ def restore_volume(
     check_chunked_outputs([out, masks], part)
     check_engine(scheduler, workers, [out, masks])  # before the volume and the model load
     volume = open_volume(src)
-    if volume.dtype not in SUPPORTED_DTYPES:
-        raise TypeError(
-            f"restore: expected uint8, uint16, float32 or float64 sections in {src}; "
-            f"got {volume.dtype}"
-        )
+    if not is_supported(volume.dtype):
+        raise TypeError(f"restore: expected {DTYPE_NAMES} sections in {src}; got {volume.dtype}")
     z_count = volume.shape[0]
     if z_count < 3:
         raise ValueError(

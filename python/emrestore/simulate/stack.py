@@ -13,9 +13,10 @@ import numpy as np
 
 from ..conventions import (
     BITS,
-    SUPPORTED_DTYPES,
+    DTYPE_NAMES,
     from_unit,
     intensity_range,
+    is_supported,
     jsonable,
     to_range_unit,
 )
@@ -121,8 +122,8 @@ def simulate_stack(
     if shape[0] == 0:
         raise ValueError("simulate_stack: the stack is empty (0 sections)")
     dtype = np.dtype(volume.dtype)
-    if dtype.type not in SUPPORTED_DTYPES:
-        raise TypeError(f"simulate_stack: expected uint8, uint16, float32 or float64; got {dtype}")
+    if not is_supported(dtype):
+        raise TypeError(f"simulate_stack: expected {DTYPE_NAMES}; got {dtype}")
     if out is not None and (tuple(out.shape) != shape or np.dtype(out.dtype) != dtype):
         raise ValueError(
             f"simulate_stack: out must have shape {shape} and dtype {dtype}; got "
