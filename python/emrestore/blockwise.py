@@ -98,8 +98,9 @@ def needed_z_window(records, lo, hi, z_count, outer_flow: bool) -> tuple[int, in
     return max(0, need_lo), min(z_count, need_hi)
 
 
-def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
-    """The task's ``process``: restores one block; returns its core (stack, masks) and record."""
+def _restore_block(block: Block, *, volume, given, z_halo: int, model, restore_kw):
+    """The task's ``process``: restores one block (with the window of the mask volume ``given``,
+    if any, in place of detection); returns its core (stack, masks) and record."""
     from .restoration import restore
 
     z_count = volume.shape[0]
@@ -109,7 +110,8 @@ def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
         lo, hi = max(0, lo - 1), min(z_count, hi + 1)
     while True:
         window = volume[lo:hi, ylo:yhi, xlo:xhi]
-        result = restore(window, model=model, **restore_kw)
+        masks = None if given is None else given[lo:hi, ylo:yhi, xlo:xhi]
+        result = restore(window, model=model, masks=masks, **restore_kw)
         core = [
             dict(r, index=r["index"] + lo)
             for r in result.report["restored"]
@@ -155,6 +157,13 @@ def _restore_block(block: Block, *, volume, z_halo: int, model, restore_kw):
     return (result.stack[cut].copy(), result.masks[cut].copy()), record
 
 
+def _resolved(path) -> str:
+    """A stack's path resolved (an HDF5 dataset's name kept): the same stack named another way
+    is the same run's."""
+    file, key = split_path(path)
+    return f"{file.resolve()}:{key}" if key else str(file.resolve())
+
+
 def _fingerprint(model) -> str:
     """A digest of the model's weights: a resumed run must restore with the same ones."""
     digest = hashlib.sha1()
@@ -168,21 +177,25 @@ def _by_place(entries):
     return sorted(entries, key=lambda r: (r["index"], r["region"]))
 
 
-def _report(run: dict, sections: int, records: list[dict]) -> dict:
-    """The whole volume's report from the blocks' records (in grid order)."""
+def _report(run: dict, sections: int, masks_from, records: list[dict]) -> dict:
+    """The whole volume's report from the blocks' records (in grid order); ``masks_from``: the
+    mask stack restored with (as the caller named it), None where the blocks were detected."""
     from .restoration import warnings_for
 
     restored = _by_place(r for rec in records for r in rec["restored"])
+    detected = masks_from is None
     report = dict(
         run,
         sections=sections,
         blocks=len(records),
         restored=restored,
         left_untouched=_by_place(r for rec in records for r in rec["left_untouched"]),
-        detection=_by_place(r for rec in records for r in rec["detection"]),
+        masks={"source": "detection"} if detected else {"source": "file", "path": masks_from},
         windows={rec["block"]: rec["window"] for rec in records},
-        warnings=warnings_for(restored, run["shape"]),
+        warnings=warnings_for(restored, run["shape"], detected=detected),
     )
+    if detected:
+        report["detection"] = _by_place(r for rec in records for r in rec["detection"])
     # Blocks run on workers (a scheduler): where, how long and in how many tries each took.
     runs = {
         rec["block"]: {
@@ -199,8 +212,11 @@ def _report(run: dict, sections: int, records: list[dict]) -> dict:
     return report
 
 
-def _task(volume, model, *, out, masks, report, block, halo, run, restore_kw) -> Task:
-    """restore's ``Task`` over ``volume`` with ``model`` (on its device)."""
+def _task(
+    volume, model, *, given, masks_from, out, masks, report, block, halo, run, restore_kw
+) -> Task:
+    """restore's ``Task`` over ``volume`` with ``model`` (on its device) and, if not None, the
+    lazy mask volume ``given`` read from ``masks_from``."""
     chunks = output_chunks(block, volume.shape)
     return Task(
         name="restore",
@@ -208,14 +224,19 @@ def _task(volume, model, *, out, masks, report, block, halo, run, restore_kw) ->
         block=block,
         halo=halo,
         process=partial(
-            _restore_block, volume=volume, z_halo=halo[0], model=model, restore_kw=restore_kw
+            _restore_block,
+            volume=volume,
+            given=given,
+            z_halo=halo[0],
+            model=model,
+            restore_kw=restore_kw,
         ),
         outputs=[
             Output(out, volume.shape, volume.dtype, chunks),
             Output(masks, volume.shape, np.uint8, chunks),
         ],
         summary=report,
-        summarize=partial(_report, run, volume.shape[0]),
+        summarize=partial(_report, run, volume.shape[0], masks_from),
         arguments=run,
     )
 
@@ -241,7 +262,10 @@ def _worker_task(description: dict) -> Task:
     device = pick_device(description["device"])
     restore_kw = dict(description["restore_kw"], device=device)
     volume = open_volume(description["source"])
-    return _task(volume, loaded.to(device).eval(), restore_kw=restore_kw, **description["task"])
+    masks_from = description["task"]["masks_from"]  # checked by the run before any block
+    given = None if masks_from is None else open_volume(masks_from)
+    model = loaded.to(device).eval()
+    return _task(volume, model, given=given, restore_kw=restore_kw, **description["task"])
 
 
 def worker_memory(block, halo, shape) -> int:
@@ -259,6 +283,7 @@ def restore_volume(
     out,
     *,
     masks=None,
+    masks_from=None,
     report=None,
     block=DEFAULT_BLOCK,
     halo=DEFAULT_HALO,
@@ -284,7 +309,10 @@ def restore_volume(
     blocks (every n-th from the i-th); it leaves the outputs under their staging names, and a
     final run without ``part`` does what is left and moves them into place. ``model``, ``tile``,
     ``device``, ``tta``, ``detail`` and ``detect_options`` as ``emrestore.restore`` takes them.
-    Returns the report, or with ``part`` a summary of the blocks done.
+    ``masks_from``: a mask stack (bits ms 1, sff 2, sp 4, any format ``open_volume`` reads) to
+    restore with instead of detecting: checked whole, a slab at a time, before any block
+    (``restoration.open_masks``); each block then reads its own window of it; ``detect_options``
+    do not apply. Returns the report, or with ``part`` a summary of the blocks done.
 
     ``scheduler``: None (the default) restores the blocks one after another in this process;
     "local" on a ``distributed.LocalCluster`` of ``workers`` processes (default: one per core,
@@ -298,7 +326,13 @@ def restore_volume(
     stops the run, and a rerun resumes.
     """
     from .models import SepConvInterpolator, load_model, pick_device
+    from .restoration import open_masks
 
+    if masks_from is not None and detect_options:
+        raise ValueError(
+            f"restore: masks_from replaces detection; detect_options "
+            f"({', '.join(detect_options)}) do not apply"
+        )
     block, halo = _triple(block, "block"), _triple(halo, "halo")
     if min(block) < 1 or min(halo) < 0:
         raise ValueError(f"block sizes must be >= 1 and halos >= 0; got block {block}, halo {halo}")
@@ -316,6 +350,9 @@ def restore_volume(
         raise ValueError(
             f"restore: need at least 3 sections to interpolate from neighbours; got {z_count}"
         )
+    given = None  # before the outputs: a default one may be in its place
+    if masks_from is not None:
+        given = open_masks(masks_from, volume.shape, [out, masks, report])
     check_outputs(src, [out, masks, report], overwrite)
 
     in_memory = isinstance(model, SepConvInterpolator)
@@ -327,8 +364,7 @@ def restore_volume(
     value_range = intensity_range(volume)
     # The run's arguments: a resumed run (or another part) must restore exactly as this one. The
     # source by its resolved path: the same input given another way is the same run.
-    file, key = split_path(src)
-    source = f"{file.resolve()}:{key}" if key else str(file.resolve())
+    source = _resolved(src)
     run = {
         "source": source,
         "shape": list(volume.shape),
@@ -343,6 +379,8 @@ def restore_volume(
         "detect_options": detect_options or {},
         "value_range": list(value_range),
     }
+    if masks_from is not None:  # a resumed run must restore with the same masks
+        run["masks_from"] = _resolved(masks_from)
     restore_kw = {
         "tile": tile,
         "device": device,
@@ -352,8 +390,19 @@ def restore_volume(
         "value_range": value_range,
     }
     model = model.to(device).eval()
+    masks_from = None if masks_from is None else str(masks_from)
     where = {"block": block, "halo": halo, "run": run}
-    task = _task(volume, model, out=out, masks=masks, report=report, restore_kw=restore_kw, **where)
+    task = _task(
+        volume,
+        model,
+        given=given,
+        masks_from=masks_from,
+        out=out,
+        masks=masks,
+        report=report,
+        restore_kw=restore_kw,
+        **where,
+    )
     if scheduler is None:
         done = run_blocks(
             task, part=part, overwrite=overwrite, progress=progress, on_block=on_block
@@ -374,6 +423,7 @@ def restore_volume(
             "restore_kw": {k: v for k, v in restore_kw.items() if k != "device"},
             "task": dict(
                 where,
+                masks_from=None if masks_from is None else os.path.abspath(masks_from),
                 out=os.path.abspath(out),
                 masks=os.path.abspath(masks),
                 report=Path(os.path.abspath(report)),

@@ -41,8 +41,9 @@ def restore(
     Args:
         model: a ``SepConvInterpolator``, a model folder, or None for the model shipped with the
             package (train your own with ``emrestore.fit`` for best results).
-        masks: artifact bits [Z, H, W] (uint8; ms 1, sff 2, sp 4) if already known; default: run
-            ``emrestore.detect.detect_stack`` with ``detect_options``.
+        masks: artifact bits [Z, H, W] (ms 1, sff 2, sp 4; uint8 or another integer type) if
+            already known (``check_masks``); default: run ``emrestore.detect.detect_stack`` with
+            ``detect_options``, which do not apply with ``masks``.
         tile: inference tile side (None: whole sections at once).
         tta: average over the rotations, mirror images and both orders of each pair of
             neighbours (16 passes per section; see ``emrestore.models.interpolate``).
@@ -69,10 +70,15 @@ def restore(
 
         found = detect_stack(unit, progress=progress, **(detect_options or {}))
         masks, sections = found.masks, found.sections
-    elif masks.shape != volume.shape or masks.dtype != np.uint8:
+    elif detect_options:
         raise ValueError(
-            f"restore: masks must be uint8 {volume.shape}; got {masks.dtype} {masks.shape}"
+            f"restore: masks replace detection; detect_options ({', '.join(detect_options)}) "
+            f"do not apply"
         )
+    else:
+        masks = np.asarray(masks)
+        check_masks(masks, volume.shape)
+        masks = masks.astype(np.uint8, copy=False)
     # Section by section: a boolean copy of the whole mask stack would cost a stack's worth
     # of memory.
     missing_count = np.array([np.count_nonzero(m & BITS["ms"]) for m in masks])
@@ -155,11 +161,76 @@ def restore(
         "model": getattr(model, "source", None),
         "tta": bool(tta),
         "detail": detail,
+        "masks": {"source": "given" if sections is None else "detection"},
     }
     if sections is not None:
         report["detection"] = sections
     report["warnings"] = warnings_for(records, volume.shape, detected=sections is not None)
     return Restoration(stack=out, masks=masks, report=report)
+
+
+# The values a mask voxel may hold: any combination of the bits ms 1, sff 2 and sp 4.
+MASK_MAX = BITS["ms"] | BITS["sff"] | BITS["sp"]
+# Masks are checked a slab of at most this many bytes at a time: a mask volume larger than
+# memory is never read whole.
+SCAN_BYTES = 2**26
+
+
+def _slabs(shape, itemsize: int, budget: int):
+    """(sections, rows) slices that cover a [Z, H, W] volume, each at most ``budget`` bytes (or
+    one row, if a row is larger)."""
+    z_count, height, width = shape
+    rows = max(1, min(height, budget // (width * itemsize)))
+    sections = max(1, budget // (rows * width * itemsize)) if rows == height else 1
+    for z in range(0, z_count, sections):
+        for y in range(0, height, rows):
+            yield slice(z, z + sections), slice(y, y + rows)
+
+
+def check_masks(masks, shape, source: str = "the mask stack given") -> None:
+    """Refuses masks (an array, or a lazy volume read a slab at a time) that do not fit a stack of
+    ``shape``: another shape, a dtype that is no integer type, or values other than the bits ms 1,
+    sff 2, sp 4 and their combinations. ``source`` names them in the message."""
+    shape, got = tuple(shape), tuple(masks.shape)
+    if got != shape:
+        raise ValueError(
+            f"masks must be uint8 [Z, H, W] of the stack's shape {shape}; {source} has shape {got}"
+        )
+    if not np.issubdtype(masks.dtype, np.integer):
+        raise ValueError(
+            f"masks must be uint8 (or another integer type) holding the bits ms 1, "
+            f"sff 2, sp 4; {source} holds {masks.dtype}"
+        )
+    others: set[int] = set()
+    for slab in _slabs(shape, masks.dtype.itemsize, SCAN_BYTES):
+        part = np.asarray(masks[slab])
+        others.update(np.unique(part[(part < 0) | (part > MASK_MAX)]).tolist())
+        if len(others) > 10:  # enough to name
+            break
+    if others:
+        listed = ", ".join(map(str, sorted(others)[:10])) + (" ..." if len(others) > 10 else "")
+        raise ValueError(
+            f"masks may hold only the bits ms 1, sff 2, sp 4 (values 0 to {MASK_MAX}); "
+            f"{source} also holds {listed}"
+        )
+
+
+def open_masks(path, shape, outputs=()):
+    """The mask stack at ``path`` (any format ``io.open_volume`` reads) as a lazy volume, checked
+    against a stack of ``shape`` (``check_masks``). Refuses it first where one of ``outputs``
+    would replace it: the masks are read while the outputs are written."""
+    from . import io
+
+    file = io.split_path(path)[0]
+    for target in outputs:
+        if file.exists() and io.split_path(target)[0].resolve() == file.resolve():
+            raise ValueError(
+                f"the output {target} would replace the masks read from {path}; name "
+                f"another (--masks names the masks written)"
+            )
+    volume = io.open_volume(path)
+    check_masks(volume, shape, source=str(path))
+    return volume
 
 
 # A section judged partly missing that has this share of its pixels rewritten is named in a

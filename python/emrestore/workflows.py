@@ -123,6 +123,7 @@ def restore_to_disk(
     out,
     *,
     masks=None,
+    masks_from=None,
     report=None,
     block=None,
     halo=None,
@@ -141,8 +142,10 @@ def restore_to_disk(
     (default ``OUT_masks``) and the JSON report (default ``OUT_report.json``). In memory, unless
     ``out`` is zarr/HDF5 or ``block``, ``halo``, ``part`` or ``scheduler`` is given: then block by
     block (``emrestore.blockwise.restore_volume``, on Dask with ``scheduler`` and ``workers``).
-    Returns the report (with ``part``, a summary of the blocks done)."""
-    from .restoration import restore
+    ``masks_from``: a mask stack (bits ms 1, sff 2, sp 4, any format ``src`` may have) to restore
+    with instead of detecting (``restoration.open_masks`` checks it); ``masks`` is then written as
+    a copy of it. Returns the report (with ``part``, a summary of the blocks done)."""
+    from .restoration import open_masks, restore
 
     blockwise = (
         block is not None
@@ -151,13 +154,17 @@ def restore_to_disk(
         or scheduler is not None
         or io.is_chunked(out)
     )
-    if not blockwise:  # restore_volume checks its own outputs
+    if not blockwise:  # restore_volume checks its own outputs and masks
+        given = None
+        if masks_from is not None:  # before the outputs: a default one may be in its place
+            outputs = [out, masks or io.beside(out, "_masks"), report or _report_path(out)]
+            given = open_masks(masks_from, io.open_volume(src).shape, outputs)
         names, section_format = _check_outputs(
-            src, [out, masks], overwrite, [report or io.beside(out, "_report", ".json")]
+            src, [out, masks], overwrite, [report or _report_path(out)]
         )
     src, out = Path(src), Path(out)
     masks = Path(masks) if masks else io.beside(out, "_masks")
-    report = Path(report) if report else io.beside(out, "_report", ".json")
+    report = Path(report) if report else _report_path(out)
     if blockwise:
         from .blockwise import DEFAULT_BLOCK, DEFAULT_HALO, restore_volume
 
@@ -170,6 +177,7 @@ def restore_to_disk(
             src,
             out,
             masks=masks,
+            masks_from=masks_from,
             report=report,
             block=block or DEFAULT_BLOCK,
             halo=halo or DEFAULT_HALO,
@@ -186,14 +194,27 @@ def restore_to_disk(
         )
     stack = io.read_stack(src)
     result = restore(
-        stack, model=model, tile=tile, device=device, tta=tta, detail=detail, progress=progress
+        stack,
+        model=model,
+        masks=None if given is None else given[:],
+        tile=tile,
+        device=device,
+        tta=tta,
+        detail=detail,
+        progress=progress,
     )
+    if given is not None:
+        result.report["masks"] = {"source": "file", "path": str(masks_from)}
     kw = {"overwrite": overwrite, "names": names}
     stack_format = "tif" if stack.dtype.kind == "f" else section_format
     io.write_stack(out, result.stack, section_format=stack_format, **kw)
     io.write_stack(masks, result.masks, section_format=section_format, **kw)
     io.write_json(report, result.report)
     return result.report
+
+
+def _report_path(out) -> Path:
+    return io.beside(out, "_report", ".json")
 
 
 def _check_outputs(src, stacks: list, overwrite: bool, others: list) -> tuple[list | None, str]:

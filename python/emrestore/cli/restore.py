@@ -29,10 +29,11 @@ def add_parser(sub):
         "restore",
         parents=[DEVICE, OVERWRITE, QUIET],
         help="find and fill in missing sections",
-        description="Detects missing sections (whole and partial) in IN and fills them in with the "
-        "interpolation network from the nearest intact sections. Writes OUT (the input's format "
-        "and dtype), a mask stack (bits: ms 1, sff 2, sp 4) and a JSON report of every change. "
-        "Folds and precipitates are reported and left as they are. IN is never modified.",
+        description="Detects missing sections (whole and partial) in IN, or takes them from "
+        "--masks-from, and fills them in with the interpolation network from the nearest intact "
+        "sections. Writes OUT (the input's format and dtype), a mask stack (bits: ms 1, sff 2, "
+        "sp 4) and a JSON report of every change. Folds and precipitates are reported and left "
+        "as they are. IN is never modified.",
     )
     p.add_argument("input", metavar="IN", help="stack to restore")
     p.add_argument(
@@ -44,7 +45,14 @@ def add_parser(sub):
         "or zarr/HDF5 to restore block by block)",
     )
     add_model(p, "model folder from `emrestore fit` (default: the shipped model)")
-    p.add_argument("--masks", help="mask stack path (default: OUT with _masks)")
+    p.add_argument("--masks", help="mask stack to write (default: OUT with _masks)")
+    p.add_argument(
+        "--masks-from",
+        metavar="MASKS",
+        help="restore with the mask stack MASKS (bits: ms 1, sff 2, sp 4; e.g. from `emrestore "
+        "detect` or `emrestore simulate`, in any format IN may have) instead of detecting: it "
+        "must have IN's shape and an integer dtype; --masks gets a copy of it",
+    )
     p.add_argument("--report", help="JSON report path (default: OUT with _report.json)")
     p.add_argument(
         "--tile",
@@ -169,6 +177,7 @@ def _restore(args, block, halo, job) -> dict:
         args.input,
         args.output,
         masks=args.masks,
+        masks_from=args.masks_from,
         report=args.report,
         block=block,
         halo=halo,
