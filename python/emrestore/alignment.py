@@ -28,6 +28,7 @@ import torch
 from . import ops
 
 _LOCAL = threading.local()
+MIN_FLOW_SIDE = 12  # DIS needs a section at least this wide or high
 
 
 def _dis():
@@ -53,6 +54,8 @@ def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"optical_flow: expected two sections [H, W] of one shape; got {a.shape} and {b.shape}"
         )
+    if max(a.shape) < MIN_FLOW_SIDE:  # too small for the flow's patches: no motion seen
+        return np.zeros((*a.shape, 2), np.float32)
     return _dis().calc(np.ascontiguousarray(to_u8(a)), np.ascontiguousarray(to_u8(b)), None)
 
 
@@ -99,7 +102,8 @@ def symmetric_flow(a: np.ndarray, b: np.ndarray, views: int = 8) -> np.ndarray:
     return (total / views).astype(np.float32)
 
 
-def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def warp_image(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """``image`` [H, W] sampled at p + ``flow``(p) [H, W, 2] (bilinear, border), float32."""
     img = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
     f = (
         torch.from_numpy(np.ascontiguousarray(flow, dtype=np.float32))
@@ -183,4 +187,4 @@ def align_pair(
             )
     v_ab = velocity(a, b, outer_a, outer_gaps[0], views)
     v_ba = velocity(b, a, outer_b, outer_gaps[1], views)
-    return _warp(a, -t * v_ab), _warp(b, -(1 - t) * v_ba)
+    return warp_image(a, -t * v_ab), warp_image(b, -(1 - t) * v_ba)

@@ -68,7 +68,11 @@ def restore(
     if masks is None:
         from .detect import detect_stack
 
-        found = detect_stack(unit, progress=progress, **(detect_options or {}))
+        # Block by block, a block's result must be the whole stack's, also on Dask workers: the
+        # detection restore runs is the section-alone one until the z-consistency evidence is
+        # shown to agree there.
+        options = {"consistency": False, **(detect_options or {})}
+        found = detect_stack(unit, progress=progress, **options)
         masks, sections = found.masks, found.sections
     elif detect_options:
         raise ValueError(

@@ -108,6 +108,7 @@ def detect_to_disk(
         "masks": str(masks),
         "mask_bits": dict(BITS),
         "counts": counts,
+        "calibration": result.calibration,
         "sections": result.sections,
     }
     if names is not None:

@@ -50,11 +50,34 @@ def add_parser(sub):
         help="darkness against the local background marking precipitates, above 0 and at most 1",
     )
     p.add_argument(
+        "--no-consistency",
+        action="store_true",
+        help="judge each section on its own (no comparison with its aligned neighbours); the "
+        "default compares, and uses the section alone only where no neighbour is present",
+    )
+    p.add_argument(
+        "--sff-departure",
+        type=share,
+        default=0.15,
+        metavar="D",
+        help="how much darker than its neighbours predict a fold's band must be (median over the "
+        "band; tissue lines: about 0.1), 0 to 1",
+    )
+    p.add_argument(
+        "--sp-departure",
+        type=share,
+        default=0.4,
+        metavar="D",
+        help="how much darker than its neighbours predict a precipitate's core must be at least, "
+        "0 to 1 (the stack raises it above what its own tissue reaches)",
+    )
+    p.add_argument(
         "--sp-verdict",
         type=share,
         default=0.85,
         metavar="D",
-        help="core darkness a blob needs for the section to be called sp, 0 to 1",
+        help="without neighbours (--no-consistency, or none present): core darkness a blob "
+        "needs for the section to be called sp, 0 to 1",
     )
     return p
 
@@ -67,6 +90,9 @@ def run(args) -> int:
         "sff": {"strip_threshold": args.sff_band_threshold, "min_darkness": args.sff_min_darkness},
         "sp": {"threshold": args.sp_threshold},
         "sp_verdict": args.sp_verdict,
+        "consistency": not args.no_consistency,
+        "sff_departure": args.sff_departure,
+        "sp_departure": {"core": args.sp_departure},
     }
     report = detect_to_disk(
         args.input,

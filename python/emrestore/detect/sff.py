@@ -246,6 +246,11 @@ def longest_run(samples: list) -> list:
     return merged[int(np.argmax(spans))]
 
 
+def fold_band(fold: Fold, shape: tuple[int, int]) -> np.ndarray:
+    """Bool mask [H, W] of the fold's band: within its half-width of its centre polyline."""
+    return _corridor(fold, *shape)
+
+
 def _corridor(fold: Fold, hs: int, ws: int) -> np.ndarray:
     """Pixels within the band half-width of the fold's centre polyline."""
     canvas = np.zeros((hs, ws), np.uint8)

@@ -10,11 +10,19 @@ mitochondria. The soft mask grows each kept blob into its fading edge.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 from scipy import ndimage
 
 from ._common import opening, working_copy
+
+# Precipitates on the departure map (``precipitates_from_departure``); min_area in section pixels.
+SP_DEPARTURE = {"threshold": 0.3, "core": 0.4, "min_area": 400, "min_solidity": 0.0}
+# The stack's own calibration of the core threshold (``calibrate_sp_core``).
+SP_CALIBRATION = {"quantile": 0.75, "margin": 0.15}
+MIN_CALIBRATION_SECTIONS = 10
 
 
 def darkness_map(u: np.ndarray, max_radius: int) -> np.ndarray:
@@ -146,3 +154,105 @@ def strongest_core(
         ),
         default=0.0,
     )
+
+
+@dataclass
+class DepartureBlob:
+    """A connected region where the section is darker than its neighbours predict."""
+
+    label: int  # its label in the map ``departure_blobs`` returned
+    core: float  # mean departure of its darker half
+    area: int  # pixels at the departure map's scale
+    solidity: float  # area / convex-hull area: 1 for a compact blob, low for a membrane piece
+
+
+def departure_blobs(
+    departure: np.ndarray,
+    *,
+    threshold: float = 0.3,
+    min_area: int = 4,
+    exclude: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[DepartureBlob]]:
+    """The regions of ``departure`` [h, w] above ``threshold`` (after an opening that drops thin
+    lines, without the pixels ``exclude``) with at least ``min_area`` px: a label map and one
+    ``DepartureBlob`` per region."""
+    cand = opening(departure > threshold, 1)
+    if exclude is not None:
+        cand &= ~exclude
+    labels, _ = ndimage.label(cand)
+    blobs = []
+    for i, sl in enumerate(ndimage.find_objects(labels), start=1):
+        region = labels[sl] == i
+        area = int(region.sum())
+        if area < min_area:
+            continue
+        contours, _ = cv2.findContours(
+            region.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE
+        )
+        hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+        blobs.append(DepartureBlob(i, _core(departure[sl][region]), area, area / max(hull, 1.0)))
+    return labels, blobs
+
+
+def precipitates_from_departure(
+    departure: np.ndarray,
+    factor: int = 1,
+    *,
+    threshold: float = SP_DEPARTURE["threshold"],
+    core: float = SP_DEPARTURE["core"],
+    min_area: int = SP_DEPARTURE["min_area"],
+    min_solidity: float = SP_DEPARTURE["min_solidity"],
+    exclude: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[float]]:
+    """Precipitates where the section is darker than its neighbours predict.
+
+    ``departure``: a departure map [h, w] (``consistency.departure``) at 1 / ``factor`` of the
+    section's size. Candidates depart by more than ``threshold`` (``departure_blobs``); a blob is a
+    precipitate when its core reaches ``core``, it covers ``min_area`` px of the section (the
+    simulator's smallest blob covers 200) and its solidity reaches ``min_solidity`` (pieces of
+    membrane that moved between sections are thin and branched). ``exclude``: bool [h, w] pixels
+    explained otherwise (folds, lost regions). Returns the bool mask [h, w] and each kept blob's
+    core departure.
+    """
+    labels, blobs = departure_blobs(departure, threshold=threshold, exclude=exclude)
+    return select_blobs(
+        labels, blobs, factor, core=core, min_area=min_area, min_solidity=min_solidity
+    )
+
+
+def select_blobs(
+    labels: np.ndarray,
+    blobs: list[DepartureBlob],
+    factor: int = 1,
+    *,
+    core: float,
+    min_area: int,
+    min_solidity: float,
+) -> tuple[np.ndarray, list[float]]:
+    """The mask of the ``blobs`` (of the label map ``labels``) that pass the precipitate rule
+    of ``precipitates_from_departure``, and their cores."""
+    kept = [
+        b
+        for b in blobs
+        if b.core >= core and b.area * factor * factor >= min_area and b.solidity >= min_solidity
+    ]
+    keep = np.zeros(labels.max() + 1, bool)
+    keep[[b.label for b in kept]] = True
+    return keep[labels], [b.core for b in kept]
+
+
+def calibrate_sp_core(
+    strongest: list[float],
+    core: float,
+    quantile: float = SP_CALIBRATION["quantile"],
+    margin: float = SP_CALIBRATION["margin"],
+) -> float:
+    """The core departure a precipitate needs in this stack: at least ``core``, and ``margin``
+    above the ``quantile`` of ``strongest`` (each section's strongest blob core). Sections of
+    every stack hold a few structures of their own (an organelle's end, a dense vesicle); real
+    precipitates are rare (about 3% of sections), so the quantile is the tissue's, and a
+    precipitate must stand out of it. Fewer than MIN_CALIBRATION_SECTIONS sections are too few to
+    tell the tissue's level from a precipitate's: ``core`` alone."""
+    if len(strongest) < MIN_CALIBRATION_SECTIONS:
+        return core
+    return max(core, float(np.quantile(strongest, quantile)) + margin)

@@ -5,12 +5,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 
 from ..conventions import BITS, check_stack, intensity_range, to_range_unit
+from .consistency import Departure, departure, neighbour_indices, region_score
 from .ms import detect_missing
-from .sff import detect_folds
-from .sp import detect_with_darkness, strongest_core
+from .sff import detect_folds, fold_band
+from .sp import (
+    SP_CALIBRATION,
+    SP_DEPARTURE,
+    calibrate_sp_core,
+    departure_blobs,
+    detect_with_darkness,
+    select_blobs,
+    strongest_core,
+)
+
+SFF_DEPARTURE = 0.15  # median departure over a fold's band (tissue traced as a fold: below 0.1)
 
 
 @dataclass
@@ -19,6 +31,7 @@ class StackDetection:
     sections: list[dict] = field(
         default_factory=list
     )  # JSON-ready verdict and geometry per section
+    calibration: dict = field(default_factory=dict)  # what the stack's own statistics set
 
 
 def detect_stack(
@@ -28,20 +41,35 @@ def detect_stack(
     sff: dict | None = None,
     sp: dict | None = None,
     sp_verdict: float = 0.85,
+    consistency: bool = True,
+    sff_departure: float = SFF_DEPARTURE,
+    sp_departure: dict | None = None,
+    sp_calibration: dict | bool | None = None,
     progress: bool = False,
 ) -> StackDetection:
     """Finds missing sections, folds and precipitates in ``stack`` [Z, H, W].
 
     ``ms``, ``sff`` and ``sp`` pass thresholds to ``detect_missing``, ``detect_folds`` and
-    ``detect_precipitates``. Folds and precipitates are not searched in missing areas. A section is
-    called ``sp`` (and its blobs masked) only when one blob's core darkness reaches ``sp_verdict``:
-    dark organelles reach about 0.8.
+    ``detect_precipitates``. Folds and precipitates are not searched in missing areas.
+
+    With ``consistency`` (the default), every section with a present neighbour is compared with
+    its aligned neighbours (``consistency.departure``): a fold is kept only where its band is darker
+    than the neighbours predict by at least ``sff_departure`` (median over the band), and folds are
+    also searched on the departure map itself. Precipitates are the blobs of that map that pass
+    ``sp_departure`` (``precipitates_from_departure``'s rule), with a core threshold the stack
+    calibrates (``calibrate_sp_core`` with ``sp_calibration``: its sections' own strongest blobs
+    set how high it must be; False: ``sp_departure``'s core alone). Sections without a present
+    neighbour, and every section without
+    ``consistency``, use the section alone: a section is then called ``sp`` only when one blob's
+    core darkness reaches ``sp_verdict`` (dark organelles reach about 0.8).
     """
     stack = check_stack(stack)
     stack = to_range_unit(stack, intensity_range(stack))  # floats outside [0, 1]: to [0, 1]
     missing = detect_missing(stack, **(ms or {}))
     masks = np.zeros(stack.shape, np.uint8)
-    sections = []
+    usable = np.array([m.kind != "whole" for m in missing])
+    rule = {**SP_DEPARTURE, **(sp_departure or {})}
+    sections, pending = [], []
     iterator = range(len(stack))
     if progress:
         from tqdm.auto import tqdm
@@ -58,37 +86,146 @@ def detect_stack(
                 "similarity": round(m.similarity, 4),
             },
         }
+        sections.append(record)
         if m.kind != "ok":
             record["verdict"].append("ms")
             masks[z][m.mask] |= BITS["ms"]
-        if m.kind != "whole":
-            folds = detect_folds(stack[z], **(sff or {}))
-            fold_mask = folds.mask & ~m.mask
-            # The edge of a blank region looks like a band's edge: folds must lie in present tissue.
-            if folds.folds and fold_mask.sum() < 0.5 * folds.mask.sum():
-                folds.folds, fold_mask = [], np.zeros_like(fold_mask)
-            if folds.folds:
-                record["verdict"].append("sff")
-                masks[z][fold_mask] |= BITS["sff"]
-            record["folds"] = [
-                {
-                    "centre": np.round(f.centre, 1).tolist(),
-                    "half_width": np.round(f.half_width, 1).tolist(),
-                    "darkness": round(f.darkness, 3),
-                    "length": round(f.length, 1),
-                }
-                for f in folds.folds
-            ]
-            blobs, _, darkness = detect_with_darkness(stack[z], **(sp or {}))
-            blobs &= ~m.mask & ~fold_mask
-            core = strongest_core(stack[z], blobs, darkness=darkness)
-            # Dark organelles pass the pixel test now and then; a section is called only for a
-            # blob darker than they get.
-            if core >= sp_verdict:
-                record["verdict"].append("sp")
-                masks[z][blobs] |= BITS["sp"]
-            record["sp"] = {"fraction": round(float(blobs.mean()), 5), "core": round(core, 3)}
+        if m.kind == "whole":
+            continue
+        near = neighbour_indices(usable, z) if consistency else ()
+        if not near:
+            _single_section(stack[z], m.mask, masks[z], record, sff, sp, sp_verdict)
+            continue
+        d, factor = departure(stack[z], [stack[j] for j in near], exclude=m.mask)
+        dep = Departure(map=d, factor=factor, neighbours=near)
+        record["evidence"] = {"neighbours": list(near), "floor": round(dep.floor(), 3)}
+        fold_mask = _consistent_folds(stack[z], dep, m.mask, masks[z], record, sff, sff_departure)
+        explained = cv2.resize(
+            (fold_mask | m.mask).astype(np.uint8), d.shape[::-1], interpolation=cv2.INTER_NEAREST
+        )
+        labels, blobs = departure_blobs(d, threshold=rule["threshold"], exclude=explained > 0)
+        pending.append((z, factor, labels, blobs))
+    # Precipitates last: the core threshold depends on every section's strongest blob.
+    strongest = [
+        max((b.core for b in blobs if _blob_rule(b, factor, rule)), default=0.0)
+        for _, factor, _, blobs in pending
+    ]
+    core = rule["core"]
+    if sp_calibration is not False:
+        calibration = {**SP_CALIBRATION, **(sp_calibration or {})}
+        core = calibrate_sp_core(strongest, rule["core"], **calibration)
+    for z, factor, labels, blobs in pending:
+        kept, cores = select_blobs(
+            labels,
+            blobs,
+            factor,
+            core=core,
+            min_area=rule["min_area"],
+            min_solidity=rule["min_solidity"],
+        )
+        record = sections[z]
+        if cores:
+            record["verdict"].append("sp")
+            full = cv2.resize(
+                kept.astype(np.uint8), stack.shape[:0:-1], interpolation=cv2.INTER_NEAREST
+            )
+            masks[z][(full > 0) & ~missing[z].mask] |= BITS["sp"]
+        record["sp"] = {
+            "fraction": round(float(kept.mean()), 5),
+            "core": round(
+                max((b.core for b in blobs if _blob_rule(b, factor, rule)), default=0.0), 3
+            ),
+            "blobs": len(cores),
+        }
+    for record in sections:
         if not record["verdict"]:
             record["verdict"] = ["ok"]
-        sections.append(record)
-    return StackDetection(masks=masks, sections=sections)
+    return StackDetection(
+        masks=masks,
+        sections=sections,
+        calibration={"sp_core": round(core, 3), "sections": len(pending)},
+    )
+
+
+def _blob_rule(blob, factor: int, rule: dict) -> bool:
+    """Whether ``blob`` passes the precipitate rule's size and shape (its core is judged apart)."""
+    return blob.area * factor * factor >= rule["min_area"] and blob.solidity >= rule["min_solidity"]
+
+
+def _fold_record(fold, **scores) -> dict:
+    return {
+        "centre": np.round(fold.centre, 1).tolist(),
+        "half_width": np.round(fold.half_width, 1).tolist(),
+        "darkness": round(fold.darkness, 3),
+        "length": round(fold.length, 1),
+        **scores,
+    }
+
+
+def _single_section(section, lost, mask, record, sff, sp, sp_verdict) -> None:
+    """The section's own evidence only (no present neighbour to compare with)."""
+    folds = detect_folds(section, **(sff or {}))
+    fold_mask = folds.mask & ~lost
+    # The edge of a blank region looks like a band's edge: folds must lie in present tissue.
+    if folds.folds and fold_mask.sum() < 0.5 * folds.mask.sum():
+        folds.folds, fold_mask = [], np.zeros_like(fold_mask)
+    if folds.folds:
+        record["verdict"].append("sff")
+        mask[fold_mask] |= BITS["sff"]
+    record["folds"] = [_fold_record(f) for f in folds.folds]
+    blobs, _, darkness = detect_with_darkness(section, **(sp or {}))
+    blobs &= ~lost & ~fold_mask
+    core = strongest_core(section, blobs, darkness=darkness)
+    # Dark organelles pass the pixel test now and then; a section is called only for a blob
+    # darker than they get.
+    if core >= sp_verdict:
+        record["verdict"].append("sp")
+        mask[blobs] |= BITS["sp"]
+    record["sp"] = {"fraction": round(float(blobs.mean()), 5), "core": round(core, 3)}
+
+
+def consistent_folds(
+    section: np.ndarray,
+    departure_map: np.ndarray,
+    lost: np.ndarray,
+    *,
+    min_departure: float = SFF_DEPARTURE,
+    sff: dict | None = None,
+) -> list[tuple]:
+    """Folds of ``section`` whose band is darker than the neighbours predict: candidates traced on
+    the section and on ``1 - departure_map`` (at the section's size), each kept when the median
+    departure over its band (outside ``lost``) reaches ``min_departure``. Returns (fold, band mask,
+    departure, where it was traced) per fold, overlapping candidates merged."""
+    shape = section.shape
+    candidates = [(f, "section") for f in detect_folds(section, **(sff or {})).folds]
+    candidates += [(f, "departure") for f in detect_folds(1.0 - departure_map, **(sff or {})).folds]
+    kept: list[tuple] = []
+    for fold, source in candidates:
+        band = fold_band(fold, shape) & ~lost
+        if band.sum() < 0.5 * fold_band(fold, shape).sum():
+            continue  # the edge of a lost region, not a band in present tissue
+        score = region_score(departure_map, band)
+        if score < min_departure:
+            continue
+        if any((band & other).sum() > 0.2 * min(band.sum(), other.sum()) for _, other, *_ in kept):
+            continue
+        kept.append((fold, band, score, source))
+    return kept
+
+
+def _consistent_folds(section, dep, lost, mask, record, sff, sff_departure) -> np.ndarray:
+    """Folds judged against the aligned neighbours (``dep``); returns their band mask."""
+    folds = consistent_folds(
+        section, dep.full(section.shape), lost, min_departure=sff_departure, sff=sff
+    )
+    fold_mask = np.zeros(section.shape, bool)
+    for _, band, _, _ in folds:
+        fold_mask |= band
+    if folds:
+        record["verdict"].append("sff")
+        mask[fold_mask] |= BITS["sff"]
+    record["folds"] = [
+        _fold_record(f, departure=round(score, 3), traced_on=source)
+        for f, _, score, source in folds
+    ]
+    return fold_mask
