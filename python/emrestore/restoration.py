@@ -68,9 +68,9 @@ def restore(
     if masks is None:
         from .detect import detect_stack
 
-        # Block by block, a block's result must be the whole stack's, also on Dask workers: the
-        # detection restore runs is the section-alone one until the z-consistency evidence is
-        # shown to agree there.
+        # Block by block, a block's result must be the whole stack's: the departure from the
+        # neighbours needs present sections beyond a missing run, which a block's halo may not
+        # hold, so restore judges folds and precipitates on the section alone.
         options = {"consistency": False, **(detect_options or {})}
         found = detect_stack(unit, progress=progress, **options)
         masks, sections = found.masks, found.sections
