@@ -204,11 +204,19 @@ def detect_missing(
             if lost.any():
                 # A region unlike its neighbours that matches them once they are aligned to it,
                 # with at least their coarse structure (a fold adds some), is deformed, not lost.
-                aligned_lost = _lost_regions(*args, onto={i: onto(z, i) for i in good})
+                aligned = {i: onto(z, i) for i in good}
+                aligned_lost = _lost_regions(*args, onto=aligned)
                 labels, n = ndimage.label(lost)
                 for k in range(1, n + 1):
                     region = labels == k
-                    if not (aligned_lost & region).any() and tissue(z, good, region, 1.0):
+                    # It must match them clearly, as a whole deformed section must (a noise fill
+                    # matches aligned neighbours a little).
+                    match = max(_ncc(coarse[z][region], a[region]) for a in aligned.values())
+                    if (
+                        not (aligned_lost & region).any()
+                        and match >= 2 * min_similarity
+                        and tissue(z, good, region, 1.0)
+                    ):
                         lost[region] = False
             if lost.any():
                 mask |= (
