@@ -151,3 +151,23 @@ def test_the_stack_calibrates_the_precipitate_threshold():
     assert calibrate_sp_core(tissue, 0.45) == pytest.approx(expected)
     assert calibrate_sp_core([0.1] * 20, 0.45) == 0.45  # never below the rule's own
     assert calibrate_sp_core([0.9] * 5, 0.45) == 0.45  # too few sections to tell
+
+
+def test_detect_command_reports_the_evidence(tmp_path, clean, capsys):
+    import json
+
+    from emrestore import cli, io
+
+    io.write_stack(tmp_path / "in.tif", clean)
+    out = [str(tmp_path / "in.tif"), "-o", str(tmp_path / "m.tif"), "--quiet"]
+    assert cli.main(["detect", *out, "--report", str(tmp_path / "r.json")]) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["calibration"]["sections"] == len(clean)
+    assert all(s["evidence"]["neighbours"] for s in report["sections"])
+    alone = [*out[:2], str(tmp_path / "m2.tif"), "--quiet", "--no-consistency"]
+    assert cli.main(["detect", *alone, "--report", str(tmp_path / "r2.json")]) == 0
+    report = json.loads((tmp_path / "r2.json").read_text())
+    assert not any("evidence" in s for s in report["sections"])
+    with pytest.raises(SystemExit):
+        cli.main(["detect", *out, "--overwrite", "--sff-departure", "1.5"])
+    assert "--sff-departure" in capsys.readouterr().err
