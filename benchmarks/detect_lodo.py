@@ -12,7 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from emrestore import io
-from emrestore.detect.consistency import departure, neighbour_indices
+from emrestore.detect.consistency import Departure, departure, neighbour_indices
 from emrestore.detect.sp import calibrate_sp_core, departure_blobs
 from emrestore.detect.stack import consistent_folds
 from emrestore.simulate import simulate_sff, simulate_sp
@@ -77,8 +77,8 @@ def _dep(section, vol, z):
 
 
 def _candidates(section, d, factor):
-    full = cv2.resize(d, section.shape[::-1], interpolation=cv2.INTER_LINEAR)
-    found = consistent_folds(section, full, np.zeros(section.shape, bool), min_departure=0.0)
+    dep = Departure(map=d, factor=factor, neighbours=())
+    found = consistent_folds(section, dep, np.zeros(section.shape, bool), min_departure=0.0)
     return [(band, score) for _, band, score, _ in found]
 
 

@@ -1,5 +1,6 @@
 """Full detection (missing sections, folds, precipitates) throughput at 1024 x 1024 on a degraded
-phantom stack (pytest-benchmark; the target is >= 5 sections/s on 2 cores).
+phantom stack (pytest-benchmark; the target is >= 5 sections/s on 2 cores), with the neighbours'
+evidence (the default) and with the section alone.
 
 Run: pytest benchmarks/test_bench_detect.py --benchmark-enable --benchmark-columns=median,rounds
 """
@@ -18,8 +19,15 @@ def degraded():
     return simulate_stack(clean, {"ms": 0.2, "sff": 0.3, "sp": 0.3}, seed=0).volume
 
 
-def test_detect_stack_1024(benchmark, degraded):
-    result = benchmark.pedantic(detect_stack, args=(degraded,), rounds=3, warmup_rounds=1)
+@pytest.mark.parametrize("consistency", [True, False], ids=["neighbours", "section-alone"])
+def test_detect_stack_1024(benchmark, degraded, consistency):
+    result = benchmark.pedantic(
+        detect_stack,
+        args=(degraded,),
+        kwargs={"consistency": consistency},
+        rounds=3,
+        warmup_rounds=1,
+    )
     assert len(result.sections) == SECTIONS
     if benchmark.stats is not None:
         benchmark.extra_info["sections_per_second"] = SECTIONS / benchmark.stats.stats.median

@@ -186,19 +186,23 @@ def _single_section(section, lost, mask, record, sff, sp, sp_verdict) -> None:
 
 def consistent_folds(
     section: np.ndarray,
-    departure_map: np.ndarray,
+    dep: Departure,
     lost: np.ndarray,
     *,
     min_departure: float = SFF_DEPARTURE,
     sff: dict | None = None,
 ) -> list[tuple]:
-    """Folds of ``section`` whose band is darker than the neighbours predict: candidates traced on
-    the section and on ``1 - departure_map`` (at the section's size), each kept when the median
-    departure over its band (outside ``lost``) reaches ``min_departure``. Returns (fold, band mask,
-    departure, where it was traced) per fold, overlapping candidates merged."""
+    """Folds of ``section`` whose band is darker than the neighbours predict (``dep``): candidates
+    traced on the section and on 1 - the departure map (at the map's own scale), each kept when the
+    median departure over its band (outside ``lost``) reaches ``min_departure``. Returns (fold,
+    band mask, departure, where it was traced) per fold, overlapping candidates merged."""
     shape = section.shape
+    departure_map = dep.full(shape)
     candidates = [(f, "section") for f in detect_folds(section, **(sff or {})).folds]
-    candidates += [(f, "departure") for f in detect_folds(1.0 - departure_map, **(sff or {})).folds]
+    candidates += [
+        (_to_section_scale(f, dep.factor), "departure")
+        for f in detect_folds(1.0 - dep.map, **(sff or {})).folds
+    ]
     kept: list[tuple] = []
     for fold, source in candidates:
         band = fold_band(fold, shape) & ~lost
@@ -213,11 +217,19 @@ def consistent_folds(
     return kept
 
 
+def _to_section_scale(fold, factor: int):
+    """A fold traced on a map ``factor`` times smaller, in the section's pixels (pixel centres map
+    as x = factor x' + (factor - 1) / 2)."""
+    if factor > 1:
+        fold.centre = fold.centre * factor + (factor - 1) / 2
+        fold.half_width = fold.half_width * factor
+        fold.length *= factor
+    return fold
+
+
 def _consistent_folds(section, dep, lost, mask, record, sff, sff_departure) -> np.ndarray:
     """Folds judged against the aligned neighbours (``dep``); returns their band mask."""
-    folds = consistent_folds(
-        section, dep.full(section.shape), lost, min_departure=sff_departure, sff=sff
-    )
+    folds = consistent_folds(section, dep, lost, min_departure=sff_departure, sff=sff)
     fold_mask = np.zeros(section.shape, bool)
     for _, band, _, _ in folds:
         fold_mask |= band
