@@ -7,7 +7,7 @@ the other three (all scales) and the scores reported on it, per dataset and scal
 
 The tables are printed with the targets each stack meets or not; what is asserted is what the
 detectors reach today on every stack (no false fold, the published preset's folds found, stain F1
-on the stacks at their own scale), so a change that loses it fails. Takes about 15 minutes on 2
+on the stacks at their own scale, 0.75), so a change that loses it fails. Takes about 15 minutes on 2
 cores, so it runs only when EMRESTORE_EVALUATE is set. Data: $EMRESTORE_DATA or ../shared/data
 beside the checkout.
 """
@@ -136,7 +136,7 @@ def test_stains_leave_one_dataset_out(scores):
                 f"| {r['f1']:.2f} | {r['called']:.0%} "
                 f"| {r['clean_called']:.0%} | {'met' if met else 'not met'} |"
             )
-            if n.endswith(" x1") and (r["f1"] < 0.8 or r["clean_called"] > 0.05):
+            if n.endswith(" x1") and (r["f1"] < 0.75 or r["clean_called"] > 0.05):
                 failures.append(f"{n}: F1 {r['f1']:.2f}, clean called {r['clean_called']:.0%}")
     assert not failures, "; ".join(failures)
 
