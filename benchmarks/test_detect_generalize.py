@@ -7,8 +7,8 @@ the other three (all scales) and the scores reported on it, per dataset and scal
 
 The tables are printed with the targets each stack meets or not; what is asserted is what the
 detectors reach today on every stack (no false fold, the published preset's folds found, stain F1
-on the stacks at their own scale, 0.75), so a change that loses it fails. Takes about 15 minutes on 2
-cores, so it runs only when EMRESTORE_EVALUATE is set. Data: $EMRESTORE_DATA or ../shared/data
+0.75 on the stacks at their own scale), so a change that loses it fails. Takes about 15 minutes
+on 2 cores, so it runs only when EMRESTORE_EVALUATE is set. Data: $EMRESTORE_DATA or ../shared/data
 beside the checkout.
 """
 
