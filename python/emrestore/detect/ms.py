@@ -19,13 +19,7 @@ import cv2
 import numpy as np
 from scipy import ndimage
 
-from ..alignment import optical_flow, warp_image
 from ..conventions import to_unit
-
-TISSUE_RATIO = (
-    0.75  # of the neighbours' coarse-to-fine ratio (noise fills: 0.07 or less, a few 0.66)
-)
-BAND_ELONGATION = 3.0  # a fold band across a section: 6 or more; a lost edge region: about 1-2
 
 
 @dataclass
@@ -75,7 +69,6 @@ def detect_missing(
     min_similarity: float = 0.12,
     partial_fraction: float = 0.05,
     whole_fraction: float = 0.9,
-    flow_sigma: float = 3.0,
 ) -> list[MissingSection]:
     """Per section of ``stack`` [Z, H, W]: whether it is missing, wholly or partially, and where.
 
@@ -89,13 +82,9 @@ def detect_missing(
     ``min_similarity``); see ``_lost_regions``. ``flat_std``: a region whose intensity varies less
     than this (in [0, 1] units, 5 x 5 px) is blank or constant. ``partial_fraction``: the smallest
     missing region reported. ``whole_fraction``: above it, the whole section is missing.
-    ``flow_sigma``: neighbours are aligned to the section before they are compared (optical flow
-    at the coarse scale, smoothed with this sigma in coarse pixels; 0: no alignment), so a section
-    deformed by a fold is not taken for a missing one.
     """
     z_n, h, w = stack.shape
     coarse = [_coarse(s, coarse_side) for s in stack]
-    texture = [_texture(s, c) for s, c in zip(stack, coarse)]
     section_flat = np.array([float(c.std()) < flat_std for c in coarse])
 
     def neighbours(z):
@@ -111,38 +100,6 @@ def detect_missing(
 
     # What correlation sections d apart usually reach in this stack (missing sections are rare, so
     # the median is the intact tissue's): a section is judged against neighbours at its distance.
-    aligned = {}
-
-    def onto(z, i):
-        """Section i aligned to section z (coarse): a present section deformed by a fold (content
-        pulled up to ~80 px) still matches its neighbours once they follow its deformation. The
-        flow is smoothed, so it cannot make unrelated content (a noise fill) match."""
-        if (z, i) not in aligned:
-            if section_flat[z] or section_flat[i] or flow_sigma <= 0:
-                aligned[z, i] = coarse[i]
-            else:
-                flow = cv2.GaussianBlur(optical_flow(coarse[z], coarse[i]), (0, 0), flow_sigma)
-                aligned[z, i] = warp_image(coarse[i], flow)
-        return aligned[z, i]
-
-    def tissue(z, near, region=None, ratio=TISSUE_RATIO) -> bool:
-        """Whether section z (in ``region``) holds tissue: as much coarse structure for its fine
-        texture as its neighbours have. A noise fill has fine texture and no coarse structure;
-        tissue, folded or not, has both. Only then may neighbours be aligned to it."""
-        mine = _texture_ratio(coarse[z], texture[z], region)
-        theirs = [_texture_ratio(coarse[i], texture[i], region) for i in near]
-        return bool(theirs) and mine >= ratio * float(np.median(theirs))
-
-    def corr_onto(z, i, has_tissue):
-        if section_flat[z] or section_flat[i]:
-            return 0.0
-        if not has_tissue:
-            return corr(z, i)
-        # Alignment lets a noise fill match a little (up to about 0.19 on the shared stacks); a
-        # deformed section matches clearly (0.34 and more).
-        aligned_corr = _ncc(coarse[z], onto(z, i))
-        return max(corr(z, i), aligned_corr if aligned_corr >= 2 * min_similarity else 0.0)
-
     expected = {}
     for d in range(1, min(reach, z_n - 1) + 1):
         values = [
@@ -154,8 +111,7 @@ def detect_missing(
     verdicts = {}
     for z in range(z_n):
         near = neighbours(z)
-        has_tissue = not section_flat[z] and tissue(z, [i for i in near if not section_flat[i]])
-        best = max((corr_onto(z, i, has_tissue) for i in near), default=0.0)
+        best = max((corr(z, i) for i in near), default=0.0)
         ref = max((corr(a, b) for a in near for b in near if a < b), default=0.0)
         # Present neighbours at distances where intact sections reliably correlate (the nearest
         # always counts); with none, the section cannot be judged missing by its content.
@@ -166,11 +122,7 @@ def detect_missing(
             and (abs(i - z) == 1 or expected[abs(i - z)] >= 2 * min_similarity)
         ]
         relative = max(
-            (
-                corr_onto(z, i, has_tissue) / expected[abs(i - z)]
-                for i in usable
-                if expected[abs(i - z)] > 0
-            ),
+            (corr(z, i) / expected[abs(i - z)] for i in usable if expected[abs(i - z)] > 0),
             default=1.0,
         )
         whole = section_flat[z] or (
@@ -186,10 +138,7 @@ def detect_missing(
         near = neighbours(z)
         good = [i for i in near if not verdicts[i][0]]
         mask = _large_regions(
-            _flat_region(stack[z], flat_std),
-            partial_fraction,
-            thick=0.05 * min(h, w),
-            no_bands=True,
+            _flat_region(stack[z], flat_std), partial_fraction, thick=0.05 * min(h, w)
         )
         if ref >= 2 * min_similarity and len(good) >= 2:
             flat = (
@@ -198,26 +147,16 @@ def detect_missing(
                 )
                 > 0
             )
-            exclude = ndimage.binary_dilation(flat, iterations=2)
-            args = (z, coarse, good, win, min_similarity, drop, partial_fraction, exclude)
-            lost = _lost_regions(*args, onto={i: coarse[i] for i in good})
-            if lost.any():
-                # A region unlike its neighbours that matches them once they are aligned to it,
-                # with at least their coarse structure (a fold adds some), is deformed, not lost.
-                aligned = {i: onto(z, i) for i in good}
-                aligned_lost = _lost_regions(*args, onto=aligned)
-                labels, n = ndimage.label(lost)
-                for k in range(1, n + 1):
-                    region = labels == k
-                    # It must match them clearly, as a whole deformed section must (a noise fill
-                    # matches aligned neighbours a little).
-                    match = max(_ncc(coarse[z][region], a[region]) for a in aligned.values())
-                    if (
-                        not (aligned_lost & region).any()
-                        and match >= 2 * min_similarity
-                        and tissue(z, good, region, 1.0)
-                    ):
-                        lost[region] = False
+            lost = _lost_regions(
+                z,
+                coarse,
+                good,
+                win,
+                min_similarity,
+                drop,
+                partial_fraction,
+                exclude=ndimage.binary_dilation(flat, iterations=2),
+            )
             if lost.any():
                 mask |= (
                     cv2.resize(lost.astype(np.uint8) * 255, (w, h), interpolation=cv2.INTER_LINEAR)
@@ -232,12 +171,11 @@ def detect_missing(
 
 
 def _lost_regions(
-    z, coarse, good, win, min_similarity, drop, partial_fraction, exclude, onto
+    z, coarse, good, win, min_similarity, drop, partial_fraction, exclude
 ) -> np.ndarray:
     """Regions of section z (coarse scale) whose content is unrelated to its neighbours ``good``
     (noise fills), while the neighbours relate to each other there; ``exclude``: regions already
-    found (flat fills, outlined exactly); ``onto``: each neighbour aligned to section z, used
-    wherever the section is compared with it.
+    found (flat fills, outlined exactly).
 
     The section is compared with its prediction from the nearest present section on each side
     within 2 (their mean), which correlates with intact tissue far better than any single neighbour
@@ -256,9 +194,9 @@ def _lost_regions(
     # there is none) while the sections it is judged against relate there: the prediction's two
     # sides, or any two neighbours.
     pairs = [(coarse[a], coarse[b]) for a in good for b in good if a < b]
-    others = [onto[i] for i in good]
+    others = [coarse[i] for i in good]
     if len(sides) == 2:
-        pred = 0.5 * (onto[sides[0]] + onto[sides[1]])
+        pred = 0.5 * (coarse[sides[0]] + coarse[sides[1]])
         pairs, others = [(coarse[sides[0]], coarse[sides[1]])], [pred]
         loc = _local_ncc(coarse[z], pred, win)
         loc_ref = _local_ncc(coarse[sides[0]], coarse[sides[1]], win)
@@ -266,7 +204,7 @@ def _lost_regions(
         if min(abs(i - z) for i in good) > 1:  # nothing adjacent: too little to judge a region by
             return np.zeros_like(coarse[z], dtype=bool)
         pred = None
-        loc = np.max([_local_ncc(coarse[z], onto[i], win) for i in good], axis=0)
+        loc = np.max([_local_ncc(coarse[z], coarse[i], win) for i in good], axis=0)
         loc_ref = np.max([_local_ncc(a, b, win) for a, b in pairs], axis=0)
     # Two kinds of evidence: correlation lost where the neighbours keep theirs, or correlation low
     # where the section has lost the coarse structure its neighbours show (an empty acquisition is
@@ -312,7 +250,7 @@ def _lost_regions(
         out |= (
             region if _unrelated(region, coarse[z], others, pairs, min_similarity, drop) else seed
         )
-    return _large_regions(out, partial_fraction, no_bands=True)
+    return _large_regions(out, partial_fraction)
 
 
 def _unrelated(region, section, others, pairs, min_similarity, drop) -> bool:
@@ -323,43 +261,19 @@ def _unrelated(region, section, others, pairs, min_similarity, drop) -> bool:
     return best < drop * ref and ref >= min_similarity
 
 
-def _large_regions(
-    region: np.ndarray, min_fraction: float, thick: float = 0.0, no_bands: bool = False
-) -> np.ndarray:
+def _large_regions(region: np.ndarray, min_fraction: float, thick: float = 0.0) -> np.ndarray:
     """Connected parts of ``region`` covering at least ``min_fraction`` of the section and, with
-    ``thick``, reaching that far from their boundary somewhere; with ``no_bands``, not band-shaped
-    (a fold's band is flat, or unlike its neighbours, too, but long and narrow: its area exceeds
-    BAND_ELONGATION times the square of its width; a lost region is a broad area)."""
+    ``thick``, reaching that far from their boundary somewhere (a fold's black band is flat too, but
+    long and narrow; a lost region is a broad area)."""
     labels, n = ndimage.label(region)
     if n == 0:
         return region
     index = np.arange(1, n + 1)
     keep = ndimage.sum(region, labels, index) / region.size >= min_fraction
-    if (thick > 0 or no_bands) and keep.any():
+    if thick > 0 and keep.any():
         depth = ndimage.distance_transform_edt(np.pad(region, 1))[1:-1, 1:-1]
-        widest = ndimage.maximum(depth, labels, index)
-        keep &= widest >= thick
-        if no_bands:
-            # Width as seen inside the section (its border is no edge of the region): a lost
-            # strip along the border is broad, a band across the section stays narrow.
-            inner = ndimage.distance_transform_edt(np.pad(region, 1, mode="edge"))[1:-1, 1:-1]
-            width = 2 * ndimage.maximum(inner, labels, index)
-            keep &= ndimage.sum(region, labels, index) < BAND_ELONGATION * width**2
+        keep &= ndimage.maximum(depth, labels, index) >= thick
     return np.isin(labels, index[keep])
-
-
-def _texture(section: np.ndarray, coarse: np.ndarray) -> np.ndarray:
-    """Fine texture energy (the section less its blur at 1 px, squared) at the coarse scale."""
-    u = to_unit(section)
-    fine = (u - cv2.GaussianBlur(u, (0, 0), 1.0)) ** 2
-    return cv2.resize(fine, coarse.shape[::-1], interpolation=cv2.INTER_AREA)
-
-
-def _texture_ratio(coarse: np.ndarray, texture: np.ndarray, region=None) -> float:
-    """Coarse variance over fine texture energy (in ``region``): high for tissue, whose cells
-    and membranes survive reduction, near 0 for noise, which averages away."""
-    c, t = (coarse, texture) if region is None else (coarse[region], texture[region])
-    return float(c.var() / max(float(t.mean()), 1e-12))
 
 
 def _flat_region(section: np.ndarray, flat_std: float) -> np.ndarray:
