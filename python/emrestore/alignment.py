@@ -31,12 +31,17 @@ _LOCAL = threading.local()
 MIN_FLOW_SIDE = 12  # DIS needs a section at least this wide or high
 
 
-def _dis():
-    # One per thread: a DIS object is not safe to share (fit draws batches in a second thread),
-    # and building one costs more than the flow of a small crop.
-    if not hasattr(_LOCAL, "dis"):
-        _LOCAL.dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    return _LOCAL.dis
+def _dis(shape: tuple[int, int]):
+    # One per thread (a DIS object is not safe to share: fit draws batches in a second thread) and
+    # per section shape: a DIS object adapts its pyramid to the first small image it sees and keeps
+    # that, so reused across shapes its flows would depend on what it saw before. Building one
+    # costs more than the flow of a small crop, so a few are kept.
+    cache = _LOCAL.__dict__.setdefault("dis", {})
+    if shape not in cache:
+        if len(cache) >= 8:
+            cache.pop(next(iter(cache)))
+        cache[shape] = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return cache[shape]
 
 
 def to_u8(section: np.ndarray) -> np.ndarray:
@@ -56,7 +61,7 @@ def optical_flow(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         )
     if max(a.shape) < MIN_FLOW_SIDE:  # too small for the flow's patches: no motion seen
         return np.zeros((*a.shape, 2), np.float32)
-    return _dis().calc(np.ascontiguousarray(to_u8(a)), np.ascontiguousarray(to_u8(b)), None)
+    return _dis(a.shape).calc(np.ascontiguousarray(to_u8(a)), np.ascontiguousarray(to_u8(b)), None)
 
 
 VIEWS = (1, 2, 4, 8)  # how many of the square's symmetries a flow may be averaged over
