@@ -2,12 +2,13 @@
 
 A real artifact belongs to one section; membranes, organelles and dark cells continue into the
 neighbours. Each neighbour is aligned to the section (dense optical flow at a working scale of at
-most ``side`` px), eroded by ``tolerance`` px (a structure explained by a neighbour's structure a
-pixel away is explained), matched to the section's intensities (an affine map from quantiles, so a
-brightness or contrast change of the whole section is no departure) and averaged. The departure is
-1 - section / prediction after a light blur, clipped at 0: stains and fold bands are dark
-departures, tissue is not, whatever the tissue looks like. Brighter-than-predicted pixels are no
-evidence of any artifact here and count 0.
+most ``side`` px), optionally eroded by ``tolerance`` px, and matched to the section's intensities
+(an affine map from quantiles, so a brightness or contrast change of the whole section is no
+departure). The prediction is the darker of the neighbours at each pixel: a structure either of
+them shows is tissue. The departure is 1 - section / prediction after a blur, clipped at 0: stains
+and fold bands are dark departures, tissue is not, whatever the tissue looks like. Pixels brighter
+than predicted are no evidence of any artifact here and count 0, as do pixels the neighbours do
+not predict (content that moved in over the border) and pixels known lost.
 """
 
 from __future__ import annotations
@@ -126,33 +127,6 @@ def _ratio_departure(u: np.ndarray, pred: np.ndarray, sigma: float) -> np.ndarra
     ub = cv2.GaussianBlur(u, (0, 0), sigma)
     pb = cv2.GaussianBlur(pred, (0, 0), sigma)
     return np.clip(1.0 - ub / np.maximum(pb, 1e-3), 0.0, 1.0).astype(np.float32)
-
-
-def stack_departures(
-    stack: np.ndarray,
-    usable: np.ndarray,
-    lost: np.ndarray | None = None,
-    *,
-    side: int = 512,
-    reach: int = 3,
-) -> list[Departure | None]:
-    """One ``Departure`` per section of ``stack`` [Z, H, W] that is ``usable`` and has a usable
-    neighbour within ``reach``; None for the others. ``lost``: bool [Z, H, W] pixels known lost
-    (partly missing sections), left out of the match and of the map."""
-    out: list[Departure | None] = []
-    for z in range(len(stack)):
-        near = neighbour_indices(usable, z, reach) if usable[z] else ()
-        if not near:
-            out.append(None)
-            continue
-        d, factor = departure(
-            stack[z],
-            [stack[j] for j in near],
-            side=side,
-            exclude=None if lost is None else lost[z],
-        )
-        out.append(Departure(map=d, factor=factor, neighbours=near))
-    return out
 
 
 def region_score(departure_map: np.ndarray, region: np.ndarray) -> float:

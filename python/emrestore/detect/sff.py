@@ -162,10 +162,7 @@ def detect_folds(
         mask |= corridor
     if factor > 1:
         mask = cv2.resize(mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-        for f in folds:
-            f.centre = f.centre * factor + (factor - 1) / 2
-            f.half_width = f.half_width * factor
-            f.length *= factor
+        folds = [scale_fold(f, factor) for f in folds]
     return FoldDetection(folds=folds, mask=mask, response=resp)  # response at the vote scale
 
 
@@ -244,6 +241,16 @@ def longest_run(samples: list) -> list:
             merged.append(run)
             spans.append(len(run))
     return merged[int(np.argmax(spans))]
+
+
+def scale_fold(fold: Fold, factor: int) -> Fold:
+    """``fold``, traced on a copy ``factor`` times smaller, in the section's pixels (pixel centres
+    map as x = factor x' + (factor - 1) / 2)."""
+    if factor > 1:
+        fold.centre = fold.centre * factor + (factor - 1) / 2
+        fold.half_width = fold.half_width * factor
+        fold.length *= factor
+    return fold
 
 
 def fold_band(fold: Fold, shape: tuple[int, int]) -> np.ndarray:

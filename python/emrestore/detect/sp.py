@@ -165,6 +165,11 @@ class DepartureBlob:
     area: int  # pixels at the departure map's scale
     solidity: float  # area / convex-hull area: 1 for a compact blob, low for a membrane piece
 
+    def fits(self, factor: int, min_area: int, min_solidity: float) -> bool:
+        """Whether the blob covers ``min_area`` px of the section (the map is ``factor`` times
+        smaller) and is compact enough (``min_solidity``): the precipitate rule less its core."""
+        return self.area * factor * factor >= min_area and self.solidity >= min_solidity
+
 
 def departure_blobs(
     departure: np.ndarray,
@@ -231,11 +236,7 @@ def select_blobs(
 ) -> tuple[np.ndarray, list[float]]:
     """The mask of the ``blobs`` (of the label map ``labels``) that pass the precipitate rule
     of ``precipitates_from_departure``, and their cores."""
-    kept = [
-        b
-        for b in blobs
-        if b.core >= core and b.area * factor * factor >= min_area and b.solidity >= min_solidity
-    ]
+    kept = [b for b in blobs if b.core >= core and b.fits(factor, min_area, min_solidity)]
     keep = np.zeros(labels.max() + 1, bool)
     keep[[b.label for b in kept]] = True
     return keep[labels], [b.core for b in kept]

@@ -11,7 +11,7 @@ import numpy as np
 from ..conventions import BITS, check_stack, intensity_range, to_range_unit
 from .consistency import Departure, departure, neighbour_indices, region_score
 from .ms import detect_missing
-from .sff import detect_folds, fold_band
+from .sff import detect_folds, fold_band, scale_fold
 from .sp import (
     SP_CALIBRATION,
     SP_DEPARTURE,
@@ -59,9 +59,9 @@ def detect_stack(
     ``sp_departure`` (``precipitates_from_departure``'s rule), with a core threshold the stack
     calibrates (``calibrate_sp_core`` with ``sp_calibration``: its sections' own strongest blobs
     set how high it must be; False: ``sp_departure``'s core alone). Sections without a present
-    neighbour, and every section without
-    ``consistency``, use the section alone: a section is then called ``sp`` only when one blob's
-    core darkness reaches ``sp_verdict`` (dark organelles reach about 0.8).
+    neighbour, and every section without ``consistency``, use the section alone: a section is then
+    called ``sp`` only when one blob's core darkness reaches ``sp_verdict`` (dark organelles reach
+    about 0.8).
     """
     stack = check_stack(stack)
     stack = to_range_unit(stack, intensity_range(stack))  # floats outside [0, 1]: to [0, 1]
@@ -106,23 +106,17 @@ def detect_stack(
         labels, blobs = departure_blobs(d, threshold=rule["threshold"], exclude=explained > 0)
         pending.append((z, factor, labels, blobs))
     # Precipitates last: the core threshold depends on every section's strongest blob.
+    size = {"min_area": rule["min_area"], "min_solidity": rule["min_solidity"]}
     strongest = [
-        max((b.core for b in blobs if _blob_rule(b, factor, rule)), default=0.0)
+        max((b.core for b in blobs if b.fits(factor, **size)), default=0.0)
         for _, factor, _, blobs in pending
     ]
     core = rule["core"]
     if sp_calibration is not False:
         calibration = {**SP_CALIBRATION, **(sp_calibration or {})}
         core = calibrate_sp_core(strongest, rule["core"], **calibration)
-    for z, factor, labels, blobs in pending:
-        kept, cores = select_blobs(
-            labels,
-            blobs,
-            factor,
-            core=core,
-            min_area=rule["min_area"],
-            min_solidity=rule["min_solidity"],
-        )
+    for (z, factor, labels, blobs), best in zip(pending, strongest):
+        kept, cores = select_blobs(labels, blobs, factor, core=core, **size)
         record = sections[z]
         if cores:
             record["verdict"].append("sp")
@@ -132,9 +126,7 @@ def detect_stack(
             masks[z][(full > 0) & ~missing[z].mask] |= BITS["sp"]
         record["sp"] = {
             "fraction": round(float(kept.mean()), 5),
-            "core": round(
-                max((b.core for b in blobs if _blob_rule(b, factor, rule)), default=0.0), 3
-            ),
+            "core": round(best, 3),
             "blobs": len(cores),
         }
     for record in sections:
@@ -145,11 +137,6 @@ def detect_stack(
         sections=sections,
         calibration={"sp_core": round(core, 3), "sections": len(pending)},
     )
-
-
-def _blob_rule(blob, factor: int, rule: dict) -> bool:
-    """Whether ``blob`` passes the precipitate rule's size and shape (its core is judged apart)."""
-    return blob.area * factor * factor >= rule["min_area"] and blob.solidity >= rule["min_solidity"]
 
 
 def _fold_record(fold, **scores) -> dict:
@@ -200,13 +187,14 @@ def consistent_folds(
     departure_map = dep.full(shape)
     candidates = [(f, "section") for f in detect_folds(section, **(sff or {})).folds]
     candidates += [
-        (_to_section_scale(f, dep.factor), "departure")
+        (scale_fold(f, dep.factor), "departure")
         for f in detect_folds(1.0 - dep.map, **(sff or {})).folds
     ]
     kept: list[tuple] = []
     for fold, source in candidates:
-        band = fold_band(fold, shape) & ~lost
-        if band.sum() < 0.5 * fold_band(fold, shape).sum():
+        whole = fold_band(fold, shape)
+        band = whole & ~lost
+        if band.sum() < 0.5 * whole.sum():
             continue  # the edge of a lost region, not a band in present tissue
         score = region_score(departure_map, band)
         if score < min_departure:
@@ -215,16 +203,6 @@ def consistent_folds(
             continue
         kept.append((fold, band, score, source))
     return kept
-
-
-def _to_section_scale(fold, factor: int):
-    """A fold traced on a map ``factor`` times smaller, in the section's pixels (pixel centres map
-    as x = factor x' + (factor - 1) / 2)."""
-    if factor > 1:
-        fold.centre = fold.centre * factor + (factor - 1) / 2
-        fold.half_width = fold.half_width * factor
-        fold.length *= factor
-    return fold
 
 
 def _consistent_folds(section, dep, lost, mask, record, sff, sff_departure) -> np.ndarray:
